@@ -1,0 +1,62 @@
+import type { Service } from '../model/schema.js';
+
+/**
+ * What the agent sees of a dataplane (IPVS or XDP). Each implementation owns its kernel objects,
+ * plans with a pure `plan(desired, observed)` and applies the steps atomically (rolling back the
+ * steps it took when one fails). Only services with `dataplane === name` are passed in.
+ */
+export interface Dataplane {
+  readonly name: 'ipvs' | 'xdp';
+  /**
+   * Brings the kernel to `desired` (the full set of this dataplane's services). With dryRun it only
+   * observes and plans. Changes nothing that Fulcrum does not own.
+   */
+  reconcile(desired: readonly Service[], options?: { dryRun?: boolean }): Promise<ReconcileResult>;
+  /** Per-service, per-backend counters as the kernel reports them. */
+  stats(): Promise<ServiceStats[]>;
+  /** Backends being drained (removed from desired, still carrying connections). */
+  drains(): DrainStatus[];
+  /** Releases sockets and handles; leaves kernel state in place. */
+  close(): Promise<void>;
+  /** Removes everything this dataplane owns from the kernel (`fulcrum agent --cleanup`). */
+  cleanup(): Promise<void>;
+}
+
+export interface PlannedStep {
+  /** Step kind, e.g. "add-service", "edit-destination". */
+  kind: string;
+  /** Service name the step belongs to (or its kernel key when it is not ours by name). */
+  service: string;
+  /** One readable line: "+ backend 10.0.0.2:80 weight 1 to web". */
+  description: string;
+}
+
+export interface ReconcileResult {
+  dataplane: 'ipvs' | 'xdp';
+  steps: PlannedStep[];
+  applied: boolean;
+}
+
+export interface Counters {
+  packetsIn: bigint;
+  packetsOut: bigint;
+  bytesIn: bigint;
+  bytesOut: bigint;
+  connections: bigint;
+}
+
+export interface ServiceStats {
+  service: string;
+  dataplane: 'ipvs' | 'xdp';
+  totals: Counters;
+  backends: Array<{ address: string; port: number; activeConnections?: number; inactiveConnections?: number; counters: Counters }>;
+}
+
+export interface DrainStatus {
+  service: string;
+  address: string;
+  port: number;
+  startedAt: string;
+  deadline: string;
+  activeConnections: number;
+}
