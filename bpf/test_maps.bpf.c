@@ -106,6 +106,20 @@ int xdp_swap(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
+/* Grows the packet by 4 bytes at the head (what an encapsulating program does), returns XDP_TX. */
+SEC("xdp")
+int xdp_grow(struct xdp_md *ctx)
+{
+	if (bpf_xdp_adjust_head(ctx, -4))
+		return XDP_ABORTED;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + 4 > end)
+		return XDP_ABORTED;
+	__builtin_memset(data, 0xee, 4);
+	return XDP_TX;
+}
+
 /* Tail-calls jump[0]; XDP_ABORTED when the slot is empty. */
 SEC("xdp")
 int xdp_dispatch(struct xdp_md *ctx)

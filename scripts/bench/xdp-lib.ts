@@ -172,6 +172,16 @@ export class XdpBench {
     }
   }
 
+  /**
+   * One BPF_PROG_TEST_RUN of restore -> program (the packet is restored before each of `repeat`
+   * runs); returns the kernel's result of the last repetition. For checks and debugging.
+   */
+  runThroughRestore(program: BpfProgram, packet: Buffer, opts: { newFlowPerPacket?: boolean; repeat?: number } = {}) {
+    this.#setPacket(packet, opts.newFlowPerPacket ?? false);
+    this.#setTarget(program);
+    return this.#run(this.restoreObj.program('bench_restore'), packet, opts.repeat ?? 1);
+  }
+
   /** Plain `repeat` timing of a program WITHOUT restore (what a naive benchmark reports). */
   naive(prog: BpfProgram, packet: Buffer, opts: RunOptions = {}): Stats {
     const unpin = pinThreadToCpu(opts.cpu ?? possibleCpus() - 1);

@@ -24,7 +24,7 @@ function eth(dst: string, src: string): Buffer {
 test('open lists programs and maps; declared map info before load, kernel info after', { skip }, async () => {
   const obj = BpfObject.openFile(OBJ);
   try {
-    assert.deepEqual(obj.programNames().sort(), ['xdp_count', 'xdp_dispatch', 'xdp_drop', 'xdp_knob', 'xdp_pass', 'xdp_swap']);
+    assert.deepEqual(obj.programNames().sort(), ['xdp_count', 'xdp_dispatch', 'xdp_drop', 'xdp_grow', 'xdp_knob', 'xdp_pass', 'xdp_swap']);
     assert.ok(obj.mapNames().includes('backends') && obj.mapNames().some((n) => n.endsWith('.rodata')));
     assert.deepEqual(obj.declaredMap('backends'), { type: MapType.HASH, keySize: 4, valueSize: 32, maxEntries: 1024, flags: 0 });
     assert.throws(() => obj.map('backends'), /not loaded yet/);
