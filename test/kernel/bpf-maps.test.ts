@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { BpfObject, loadObject, MapType, pinThreadToCpu, possibleCpus, routeLibbpfLog, XdpAction, type BpfObject as Obj } from '../../src/bpf/index.js';
+import { BpfObject, loadObject, MapType, pinThreadToCpu, possibleCpus, routeLibbpfLog, XdpAction, xdpContext, type BpfObject as Obj } from '../../src/bpf/index.js';
 import { FulcrumError, KernelError } from '../../src/errors.js';
 import { bpfSkipReason, bpftool, objectPath, u32, u64 } from '../helpers/bpf.js';
 
@@ -148,6 +148,9 @@ test('batch ops: update, lookup in chunks, delete; per-CPU batch values', { skip
     assert.equal(m.keys().length, 250);
     assert.throws(() => m.deleteBatch([u32(1)]), (e: unknown) => e instanceof KernelError && e.errno === 2);
 
+    const arr = obj.map('arr').lookupBatch(5);
+    assert.equal(arr.keys.length, 16, 'array maps batch over every index');
+
     const ph = obj.map('pcpu_hash');
     const n = possibleCpus();
     const raw = ph.joinPerCpu(Array.from({ length: n }, (_, c) => u32(c + 1)));
@@ -199,6 +202,11 @@ test('test run: output packet, verdicts, tail calls through a prog array', { ski
     jump.setTailCall(0, null);
     assert.equal(dispatch.testRun({ data: Buffer.alloc(64) }).retval, XdpAction.ABORTED);
     assert.throws(() => obj.map('arr').setTailCall(0, dispatch), /not a prog_array/);
+    // An XDP context in and out (ingress_ifindex 1 = lo exists in every namespace).
+    const withCtx = obj.program('xdp_pass').testRun({ data: Buffer.alloc(64), ctx: xdpContext(64, { ingressIfindex: 1 }), ctxOutSize: 24 });
+    assert.equal(withCtx.retval, XdpAction.PASS);
+    assert.equal(withCtx.ctx?.readUInt32LE(4), 64, 'data_end');
+    assert.equal(withCtx.ctx?.readUInt32LE(12), 1, 'ingress_ifindex');
   } finally {
     obj.close();
   }
