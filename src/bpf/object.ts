@@ -5,6 +5,7 @@ import { addressOf, copyOut, lib, type Ptr } from './ffi.js';
 import { clearLibbpfLog, ensurePrintHook } from './log.js';
 import { BpfMap } from './map.js';
 import { BpfProgram } from './program.js';
+import { requireBpffs } from './pin.js';
 
 export interface OpenOptions {
   /** Overrides the object name (default: the file name without .o). */
@@ -31,6 +32,8 @@ export interface LoadOptions extends OpenOptions {
 
 function openOpts(o: OpenOptions, keep: Buffer[]): Buffer | null {
   if (!o.objectName && !o.pinRoot) return null;
+  // libbpf would fail at load with a bare EINVAL; say what is missing instead.
+  if (o.pinRoot) requireBpffs(o.pinRoot);
   // struct bpf_object_open_opts (libbpf 1.1): sz@0 object_name@8 relaxed_maps@16 pin_root_path@24 ... size 80
   const b = Buffer.alloc(80);
   b.writeBigUInt64LE(80n, 0);

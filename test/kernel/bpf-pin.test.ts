@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { ensurePinDir, isBpffs, loadObject, mountBpffs, openPinnedMap, openPinnedProgram, unpin, XdpAction } from '../../src/bpf/index.js';
+import { ensurePinDir, ensurePinPath, isBpffs, loadObject, mountBpffs, openPinnedMap, openPinnedProgram, unpin, XdpAction } from '../../src/bpf/index.js';
 import { FeatureMissingError, KernelError } from '../../src/errors.js';
 import { uniqueName } from '../helpers/netns.js';
 import { bpfSkipReason, bpftool, objectPath, u32, u64 } from '../helpers/bpf.js';
@@ -14,6 +14,15 @@ test('bpffs: mount is explicit and idempotent; a non-bpffs pin root is a Feature
   assert.equal(isBpffs('/sys/fs/bpf'), true);
   assert.equal(isBpffs('/tmp'), false);
   assert.throws(() => ensurePinDir('/tmp', 'x'), (e: unknown) => e instanceof FeatureMissingError && e.feature === 'bpffs');
+  assert.throws(() => ensurePinPath('/tmp/fl-not-bpffs/a/b'), (e: unknown) => e instanceof FeatureMissingError && e.feature === 'bpffs');
+  assert.throws(() => loadObject(OBJ, { pinRoot: '/tmp/fl-not-bpffs' }), (e: unknown) => e instanceof FeatureMissingError && /not on a mounted bpf filesystem/.test(e.message));
+  const nested = `/sys/fs/bpf/${uniqueName('fltestlb')}/a/b`;
+  try {
+    assert.equal(ensurePinPath(nested), nested);
+    assert.ok(existsSync(nested));
+  } finally {
+    unpin(nested.replace(/\/a\/b$/, ''));
+  }
 });
 
 test('LIBBPF_PIN_BY_NAME: a reload reuses the pinned map and its contents', { skip }, async () => {
