@@ -59,10 +59,13 @@ export class BpfObject {
   readonly #maps = new Map<string, BpfMap>();
   readonly #progs = new Map<string, BpfProgram>();
   #btf: Btf | undefined;
+  /** Buffers whose addresses went into the open options: kept reachable for the object's life. */
+  readonly #keep: Buffer[];
 
-  private constructor(ptr: Ptr, source: string) {
+  private constructor(ptr: Ptr, source: string, keep: Buffer[]) {
     this.#ptr = ptr;
     this.#source = source;
+    this.#keep = keep;
   }
 
   /** Parses an object file (no kernel work). */
@@ -70,8 +73,9 @@ export class BpfObject {
     ensurePrintHook();
     clearLibbpfLog();
     const keep: Buffer[] = [];
-    const p = checkPtr(`bpf_object__open_file(${path})`, lib().bpf_object__open_file(path, openOpts(opts, keep)), { withLog: true });
-    return new BpfObject(p, path);
+    const o = openOpts(opts, keep);
+    const p = checkPtr(`bpf_object__open_file(${path})`, lib().bpf_object__open_file(path, o), { withLog: true });
+    return new BpfObject(p, path, keep);
   }
 
   /** Parses an object held in memory (libbpf copies it). */
@@ -79,8 +83,9 @@ export class BpfObject {
     ensurePrintHook();
     clearLibbpfLog();
     const keep: Buffer[] = [];
-    const p = checkPtr('bpf_object__open_mem', lib().bpf_object__open_mem(buf, buf.length, openOpts(opts, keep)), { withLog: true });
-    return new BpfObject(p, opts.objectName ?? 'object in memory');
+    const o = openOpts(opts, keep);
+    const p = checkPtr('bpf_object__open_mem', lib().bpf_object__open_mem(buf, buf.length, o), { withLog: true });
+    return new BpfObject(p, opts.objectName ?? 'object in memory', keep);
   }
 
   get #p(): Ptr {
@@ -243,6 +248,7 @@ export class BpfObject {
     this.#btf?.invalidate();
     lib().bpf_object__close(this.#ptr);
     this.#ptr = undefined;
+    this.#keep.length = 0;
   }
 }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { BpfObject, loadObject, MapType, pinThreadToCpu, possibleCpus, routeLibbpfLog, XdpAction, xdpContext, type BpfObject as Obj } from '../../src/bpf/index.js';
@@ -38,6 +39,17 @@ test('open lists programs and maps; declared map info before load, kernel info a
     const p = (await bpftool(['prog', 'show', 'id', String(prog.id)])) as { type: string; name: string; tag: string };
     assert.deepEqual([p.type, p.name, p.tag], ['xdp', 'xdp_pass', prog.tag]);
     assert.throws(() => obj.program('nope'), (e: unknown) => e instanceof FulcrumError && e.code === 'NOT_FOUND' && /no program nope/.test(e.message));
+  } finally {
+    obj.close();
+  }
+});
+
+test('an object opened from memory under another name loads the same', { skip }, () => {
+  const obj = BpfObject.openBuffer(readFileSync(OBJ), { objectName: 'fl_mem' });
+  try {
+    assert.equal(obj.name, 'fl_mem');
+    obj.load();
+    assert.equal(obj.program('xdp_drop').testRun({ data: Buffer.alloc(64) }).retval, XdpAction.DROP);
   } finally {
     obj.close();
   }
