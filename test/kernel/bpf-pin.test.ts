@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ensurePinDir, ensurePinPath, isBpffs, loadObject, mountBpffs, openPinnedMap, openPinnedProgram, unpin, XdpAction } from '../../src/bpf/index.js';
 import { FeatureMissingError, KernelError } from '../../src/errors.js';
-import { uniqueName } from '../helpers/netns.js';
+import { run, uniqueName } from '../helpers/netns.js';
 import { bpfSkipReason, bpftool, objectPath, u32, u64 } from '../helpers/bpf.js';
 
 const skip = bpfSkipReason('test_pin');
@@ -22,6 +24,24 @@ test('bpffs: mount is explicit and idempotent; a non-bpffs pin root is a Feature
     assert.ok(existsSync(nested));
   } finally {
     unpin(nested.replace(/\/a\/b$/, ''));
+  }
+});
+
+test('mountBpffs mounts a bpf filesystem where there is none (then unmounted)', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fl-bpffs-'));
+  try {
+    assert.equal(isBpffs(dir), false);
+    assert.deepEqual(mountBpffs(dir), { mounted: true });
+    try {
+      assert.equal(isBpffs(dir), true);
+      assert.deepEqual(mountBpffs(dir), { mounted: false });
+      const m = (await run('findmnt', ['-n', '-o', 'FSTYPE', dir])).stdout.trim();
+      assert.equal(m, 'bpf', 'findmnt sees a bpf mount');
+    } finally {
+      await run('umount', [dir]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
