@@ -23,7 +23,7 @@ done
 pass=0; fail=0; skip=0
 for tier in "${tiers[@]}"; do
   tap="$results/$tier.tap"
-  if [ ! -s "$tap" ]; then echo "tier $tier: produced no results"; status=1; continue; fi
+  if [ ! -s "$tap" ]; then echo "tier $tier: produced no results (counted as one failure)"; status=1; fail=$((fail + 1)); continue; fi
   p=$(grep -E '^# pass ' "$tap" | tail -1 | awk '{print $3}'); f=$(grep -E '^# fail ' "$tap" | tail -1 | awk '{print $3}')
   s=$(grep -E '^# skipped ' "$tap" | tail -1 | awk '{print $3}'); c=$(grep -E '^# cancelled ' "$tap" | tail -1 | awk '{print $3}')
   echo "tier $tier: ${p:-0} passed, ${f:-0} failed, ${c:-0} cancelled, ${s:-0} skipped"
