@@ -1,4 +1,15 @@
 import type { Command } from '../command.js';
+import { agentCommand } from './agent.js';
+import { applyCommand } from './apply.js';
+import { drainCommand } from './drain.js';
+import { getServicesCommand } from './get.js';
+import { statusCommand } from './status.js';
 
 /** Every subcommand, in the order `fulcrum help` lists them. */
-export const COMMANDS: Command[] = [];
+export const COMMANDS: Command[] = [
+  agentCommand,
+  getServicesCommand,
+  applyCommand,
+  drainCommand,
+  statusCommand,
+];
