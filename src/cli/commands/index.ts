@@ -3,6 +3,8 @@ import { agentCommand } from './agent.js';
 import { applyCommand } from './apply.js';
 import { drainCommand } from './drain.js';
 import { getServicesCommand } from './get.js';
+import { ipvsList } from './ipvs-list.js';
+import { ipvsReconcile } from './ipvs-reconcile.js';
 import { statusCommand } from './status.js';
 
 /** Every subcommand, in the order `fulcrum help` lists them. */
@@ -12,4 +14,6 @@ export const COMMANDS: Command[] = [
   applyCommand,
   drainCommand,
   statusCommand,
+  ipvsList,
+  ipvsReconcile,
 ];
