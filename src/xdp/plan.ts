@@ -25,8 +25,8 @@ export interface Observed {
 
 export interface Limits { maxVips: number; maxBackends: number; maglevTableSize: number }
 
-/** One entry of a Maglev table's input: the backend slot and its weight. */
-export interface TableMember { slot: number; weight: number }
+/** One entry of a Maglev table's input: the backend's endpoint (its permutation), slot and weight. */
+export interface TableMember { key: string; slot: number; weight: number }
 
 export type XdpStep =
   | { kind: 'add-backend'; service: string; slot: number; value: BackendValue }
@@ -67,7 +67,7 @@ export function desiredVip(svc: Service): DesiredVip {
 /** FNV-1a over the table's inputs: equal fingerprints mean the live table is already right. */
 export function tableFingerprint(members: readonly TableMember[], tableSize: number): number {
   let h = 0x811c9dc5;
-  const text = `maglev-v1|${tableSize}|${members.map((m) => `${m.slot}:${m.weight}`).join(',')}`;
+  const text = `maglev-v1|${tableSize}|${members.map((m) => `${m.key}@${m.slot}:${m.weight}`).join(',')}`;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
@@ -140,7 +140,7 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
           adds.push({ kind: 'update-backend', service: d.service, slot, value: next, previous: prev });
       }
       memberSlots.add(slot);
-      if (b.weight > 0) members.push({ slot, weight: b.weight });
+      if (b.weight > 0) members.push({ key: bid, slot, weight: b.weight });
     }
     members.sort((a, b) => a.slot - b.slot);
     const tableHash = tableFingerprint(members, limits.maglevTableSize);

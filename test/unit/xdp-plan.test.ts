@@ -42,7 +42,7 @@ test('a new VIP: backends first, then one publish into slot 0', () => {
   const pub = steps[2] as Extract<XdpStep, { kind: 'publish' }>;
   assert.equal(pub.meta.slot, 0);
   assert.equal(pub.meta.id, 0);
-  assert.deepEqual(pub.members, [{ slot: 0, weight: 1 }, { slot: 1, weight: 2 }]);
+  assert.deepEqual(pub.members, [{ key: '10.1.0.1:8080', slot: 0, weight: 1 }, { key: '10.1.0.2:8080', slot: 1, weight: 2 }]);
   assert.equal((steps[0] as Extract<XdpStep, { kind: 'add-backend' }>).value.gen, 1);
   assert.match(describeStep(pub), /\+ web \(tcp 10.0.0.1:80\) nat id 0 with 2 backends/);
 });
@@ -79,7 +79,7 @@ test('weight 0 keeps the slot (established flows finish) but takes it out of the
   const obs = apply(empty(), plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080 }])), empty(), limits));
   const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080, weight: 0 }])), obs, limits);
   assert.deepEqual(steps.map((s) => s.kind), ['update-backend', 'publish']);
-  assert.deepEqual((steps[1] as Extract<XdpStep, { kind: 'publish' }>).members, [{ slot: 0, weight: 1 }]);
+  assert.deepEqual((steps[1] as Extract<XdpStep, { kind: 'publish' }>).members, [{ key: '10.1.0.1:8080', slot: 0, weight: 1 }]);
 });
 
 test('a mode change republishes; a removed VIP is unpublished before its backends go', () => {
@@ -120,10 +120,13 @@ test('IPv6 and udp VIPs are keyed apart from tcp', () => {
 });
 
 test('the table fingerprint changes with slots, weights and table size', () => {
-  const a = tableFingerprint([{ slot: 0, weight: 1 }], 251);
-  assert.notEqual(a, tableFingerprint([{ slot: 1, weight: 1 }], 251));
-  assert.notEqual(a, tableFingerprint([{ slot: 0, weight: 2 }], 251));
-  assert.notEqual(a, tableFingerprint([{ slot: 0, weight: 1 }], 65537));
+  const m = (slot: number, weight: number, key = '10.0.0.1:80') => [{ key, slot, weight }];
+  const a = tableFingerprint(m(0, 1), 251);
+  assert.equal(a, tableFingerprint(m(0, 1), 251));
+  assert.notEqual(a, tableFingerprint(m(1, 1), 251));
+  assert.notEqual(a, tableFingerprint(m(0, 2), 251));
+  assert.notEqual(a, tableFingerprint(m(0, 1, '10.0.0.2:80'), 251));
+  assert.notEqual(a, tableFingerprint(m(0, 1), 65537));
 });
 
 test('xdp settings: defaults, and clear errors naming the field', () => {
