@@ -46,7 +46,7 @@ export async function runAgent(options: RunOptions): Promise<number> {
 
 function factories(settings: AgentSettings, logger: Logger): DataplaneFactories {
   return {
-    ipvs: () => createIpvsDataplane({ stateDir: settings.stateDir, logger: logger.child({ component: 'ipvs' }) }),
+    ipvs: () => createIpvsDataplane({ stateDir: settings.stateDir, drainTimeoutSeconds: settings.drainTimeoutSeconds, logger: logger.child({ component: 'ipvs' }) }),
     xdp: (xdp) => createXdpDataplane({ settings: xdp, stateDir: settings.stateDir, pinDir: settings.xdp.pinDir, logger: logger.child({ component: 'xdp' }) }),
   };
 }
