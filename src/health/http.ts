@@ -74,7 +74,7 @@ export function httpChecker(check: HttpCheck): Checker {
         req.once('error', (e: NodeJS.ErrnoException) => {
           if (e.name === 'AbortError') return done(down('aborted', 'aborted'));
           // TLS verification failures carry codes such as DEPTH_ZERO_SELF_SIGNED_CERT.
-          const tls = check.kind === 'https' && typeof e.code === 'string' && !e.code.startsWith('E');
+          const tls = check.kind === 'https' && typeof e.code === 'string' && (/^ERR_(TLS|SSL)/.test(e.code) || !e.code.startsWith('E'));
           done(errorOutcome(tls ? 'tls' : 'connect', e));
         });
         req.once('response', (res: IncomingMessage) => {

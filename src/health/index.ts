@@ -27,6 +27,8 @@ export interface HealthManagerOptions {
   random?: () => number;
   /** Probes running at once; the others wait their turn. */
   maxInFlight?: number;
+  /** Transitions within this many ms give one 'change' event (default 20). */
+  changeDelayMs?: number;
 }
 
 export interface BackendStatus {
@@ -98,7 +100,7 @@ export function probeKey(h: Health, b: Pick<Backend, 'address' | 'port'>): strin
  * Health checks of the backends of every service that has a `health` section. `update()` starts,
  * stops and re-targets probes; each result steps the backend's rise/fall machine and its service's
  * quorum machine; every transition is logged, counted, published on the event bus and followed by
- * one 'change' event (coalesced per tick) on which the agent reconciles `effectiveServices()`.
+ * one 'change' event (coalesced over changeDelayMs) on which the agent reconciles `effectiveServices()`.
  */
 export class HealthManager extends EventEmitter {
   private readonly log: Logger;
@@ -111,6 +113,8 @@ export class HealthManager extends EventEmitter {
   private readonly probeKinds = new Map<string, CheckKind>();
   private readonly factories: Partial<Record<CheckKind, CheckerFactory>>;
   private changePending = false;
+  private changeTimer: unknown;
+  private readonly changeDelayMs: number;
   private closed = false;
   private readonly m: {
     up: Gauge; duration: Histogram; failures: Counter; transitions: Counter; quorum: Gauge; probes: Gauge; inFlight: Gauge;
@@ -122,6 +126,7 @@ export class HealthManager extends EventEmitter {
     this.clock = opts.clock ?? systemClock;
     this.events = opts.events;
     this.factories = opts.checkers ?? {};
+    this.changeDelayMs = opts.changeDelayMs ?? 20;
     this.scheduler = new ProbeScheduler(this.clock, (key, outcome, latency) => this.onResult(key, outcome, latency), opts.random, opts.maxInFlight);
     const reg = opts.metrics;
     const metric = <T>(name: string, make: () => T): T => (reg.getSingleMetric(name) as T | undefined) ?? make();
@@ -244,6 +249,7 @@ export class HealthManager extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.scheduler.close();
+    if (this.changeTimer !== undefined) this.clock.clearTimer(this.changeTimer);
     this.subscribers.clear();
     this.services.clear();
     this.removeAllListeners();
@@ -338,13 +344,14 @@ export class HealthManager extends EventEmitter {
     this.scheduleChange();
   }
 
-  /** One 'change' per tick, however many transitions it held. */
+  /** One 'change' for the transitions of a short window (a switch failing takes many backends at once). */
   private scheduleChange(): void {
     if (this.changePending) return;
     this.changePending = true;
-    queueMicrotask(() => {
+    this.changeTimer = this.clock.setTimer(() => {
       this.changePending = false;
+      this.changeTimer = undefined;
       if (!this.closed) this.emit('change');
-    });
+    }, this.changeDelayMs);
   }
 }
