@@ -9,6 +9,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping tcpdump strace kmod cpio   # netns hosts, captures, module tools
   qemu-system-x86 busybox-static linux-image-amd64 # the IPVS VM tier (kernel package is only downloaded)
   ipvsadm keepalived                               # independent peers and baselines
+  openssl dnsmasq-base                             # health checks: test CA (https), a real DNS server
 )
 
 missing=()

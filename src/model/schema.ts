@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
-import { HealthSchema } from './health.js';
+import { HealthSchema, refineHealthForService } from './health.js';
 import { VrrpInstanceSchema } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
@@ -119,6 +119,7 @@ export const ServiceSchema = z
     }
     if (svc.schedulerFlags && svc.scheduler !== 'sh' && svc.scheduler !== 'mh')
       issue(['schedulerFlags'], 'only the sh and mh schedulers take flags');
+    refineHealthForService(svc, family, issue);
     if (svc.tunnel && svc.forwarding !== 'tunnel') issue(['tunnel'], 'only with forwarding: tunnel');
     if (svc.tunnel?.type === 'gue' && svc.tunnel.port === undefined) issue(['tunnel', 'port'], 'required for gue');
     if (svc.tunnel && svc.tunnel.type !== 'gue' && svc.tunnel.port !== undefined) issue(['tunnel', 'port'], 'only for gue');
