@@ -8,6 +8,7 @@ import { createMetricsRegistry } from '../metrics.js';
 import { defaultAgentSettings, type AgentSettings } from '../model/agent.js';
 import { loadConfigFile, parseDesiredState, type DesiredState } from '../model/index.js';
 import { createXdpDataplane } from '../xdp/dataplane.js';
+import { HealthManager } from '../health/index.js';
 import { buildApp } from '../api/app.js';
 import { localAdminToken, TokenSet } from '../api/auth.js';
 import { buildAgent } from './agent.js';
@@ -63,6 +64,9 @@ async function runLocked(settings: AgentSettings, seed: DesiredState | undefined
     metrics,
     events,
     seed,
+    // Health checks run in the agent; their transitions make it reconcile (see HealthPort).
+    health: options.cleanup ? undefined : new HealthManager({ logger: logger.child({ component: 'health' }), events, metrics }),
+    // VRRP: the VrrpManager (src/vrrp) is not built yet; VrrpPort in ./ports.ts is where it plugs in.
   });
 
   if (options.cleanup) {
