@@ -41,6 +41,7 @@ export interface IpvsReconcileResult extends ReconcileResult {
 
 interface DesiredEntry {
   d: DesiredIpvsService;
+  key: string;
   fingerprint: string;
 }
 
@@ -167,7 +168,7 @@ export class IpvsReconciler implements Dataplane {
     let e = this.converted.get(svc);
     if (!e) {
       const d = desiredOf(svc);
-      e = { d, fingerprint: JSON.stringify(d) };
+      e = { d, key: keyString(d.spec.key), fingerprint: JSON.stringify(d) };
       this.converted.set(svc, e);
     }
     return e;
@@ -178,7 +179,7 @@ export class IpvsReconciler implements Dataplane {
     const desired = new Map<string, DesiredEntry>();
     for (const svc of input) {
       const e = this.entryOf(svc);
-      desired.set(keyString(e.d.spec.key), e);
+      desired.set(e.key, e);
     }
     let unchanged = this.lastInput !== undefined && desired.size === this.lastDesired.size;
     if (unchanged) for (const [k, e] of desired) if (this.lastDesired.get(k)?.fingerprint !== e.fingerprint) { unchanged = false; break; }
@@ -256,9 +257,10 @@ export class IpvsReconciler implements Dataplane {
     }
 
     this.observed = applyToObserved(observed, steps);
-    for (const s of steps) if (s.kind === 'delete-service') this.owned.delete(keyString(s.key));
-    this.trackDrains(desired, scope, now);
-    this.save();
+    dirty = false;
+    for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(keyString(s.key))) dirty = true;
+    if (this.trackDrains(desired, scope, now)) dirty = true;
+    if (dirty) this.save();
     if (drift.length > 0) this.log.warn({ drift }, `repaired ${drift.length} IPVS change(s) made outside Fulcrum`);
     if (steps.length > 0) this.log.info({ steps: steps.length }, 'IPVS reconciled');
 
@@ -271,25 +273,31 @@ export class IpvsReconciler implements Dataplane {
   }
 
   /** Every owned, undesired, still-present backend has a drain record; every other record goes. */
-  private trackDrains(desired: Map<string, DesiredEntry>, scope: Set<string> | undefined, now: number): void {
+  private trackDrains(desired: Map<string, DesiredEntry>, scope: Set<string> | undefined, now: number): boolean {
     const observed = this.observed!;
+    const size = this.drainRecords.size;
+    let added = false;
     for (const [id, r] of [...this.drainRecords]) {
       if (scope && !scope.has(r.key)) continue;
       const obs = observed.get(r.key);
       const want = desired.get(r.key)?.d.dests.some((d) => destId(d) === r.dest);
       if (!obs || want || !obs.dests.some((d) => destId(d) === r.dest)) this.drainRecords.delete(id);
     }
-    if (!this.drainEnabled) return;
-    for (const [k, obs] of observed) {
-      if (!this.owned.has(k) || (scope && !scope.has(k))) continue;
-      const want = new Set(desired.get(k)?.d.dests.map(destId) ?? []);
-      if (!desired.has(k)) continue;
+    if (!this.drainEnabled) return this.drainRecords.size !== size;
+    for (const k of scope ?? observed.keys()) {
+      const obs = observed.get(k);
+      const wanted = desired.get(k);
+      // After an apply the kernel holds exactly the desired backends plus the draining ones.
+      if (!obs || !wanted || !this.owned.has(k) || obs.dests.length <= wanted.d.dests.length) continue;
+      const want = new Set(wanted.d.dests.map(destId));
       for (const d of obs.dests) {
         const id = destId(d);
         if (want.has(id) || this.drainRecords.has(drainId(k, id))) continue;
         this.drainRecords.set(drainId(k, id), { key: k, dest: id, service: desired.get(k)!.d.name, startedAt: now, deadline: now + this.drainTimeoutMs });
+        added = true;
       }
     }
+    return added || this.drainRecords.size !== size;
   }
 
   private save(): void {
