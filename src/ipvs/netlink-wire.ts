@@ -177,7 +177,7 @@ export function parseNlmsgs(buf: Buffer): NlMessage[] {
 /** NLMSG_ERROR payload: a negative errno (0 = ACK), then the request's header (and maybe more). */
 export function parseNlmsgErr(payload: Buffer): { errno: number } {
   if (payload.length < 4) throw new RangeError('short NLMSG_ERROR');
-  return { errno: -payload.readInt32LE(0) };
+  return { errno: Math.abs(payload.readInt32LE(0)) };
 }
 
 export interface GenlHeader { cmd: number; version: number }
