@@ -21,6 +21,7 @@ import { parseDesiredState, type Service } from '../../src/model/index.js';
 import { IpvsReconciler } from '../../src/ipvs/reconciler.js';
 import { openIpvsClient } from '../../src/ipvs/open-client.js';
 import { formatIpvsadmList } from '../../src/ipvs/list-format.js';
+import { listDestinationsOf } from '../../src/ipvs/read.js';
 import { silentLogger } from '../../src/log.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 10_000);
@@ -143,9 +144,7 @@ async function main(): Promise<void> {
     dumpBase.push(await time(() => sh('ipvsadm', ['-Sn'])));
     dump.push(await time(async () => {
       const services = await client.listServices();
-      const dests: Awaited<ReturnType<typeof client.listDestinations>>[] = [];
-      for (let i = 0; i < services.length; i += 512)
-        dests.push(...(await Promise.all(services.slice(i, i + 512).map((s) => client.listDestinations(s.key)))));
+      const dests = await listDestinationsOf(client, services.map((s) => s.key));
       const text = formatIpvsadmList(await client.info(), services.map((service, i) => ({ service, dests: dests[i]! })));
       if (services.length !== SERVICES || text.length === 0) throw new Error(`dumped ${services.length} services`);
     }));

@@ -6,6 +6,7 @@ import { desiredOf, destId, keyString, serviceSpecOnly, destSpecOnly, type Desir
 import { applyToObserved, drainId, foreignKeys, plan, type DrainRecord, type ObservedIpvsService, type Step } from './plan.js';
 import { applySteps } from './apply.js';
 import { OwnershipStore } from './ownership.js';
+import { listDestinationsOf } from './read.js';
 
 /**
  * The IPVS dataplane over an IpvsClient: observe, plan, apply, remember.
@@ -119,7 +120,7 @@ export class IpvsReconciler implements Dataplane {
     const services = await this.client.listServices();
     const names = new Map([...this.lastDesired].map(([k, e]) => [k, e.d.name]));
     const mine = services.filter((s) => this.owned.has(keyString(s.key)));
-    const dests = await mapWindowed(mine, (s) => this.client.listDestinations(s.key));
+    const dests = await listDestinationsOf(this.client, mine.map((s) => s.key));
     return mine.map((s, i) => {
       const k = keyString(s.key);
       return {
@@ -306,7 +307,7 @@ export class IpvsReconciler implements Dataplane {
 
   private async readAll(): Promise<Map<string, ObservedIpvsService>> {
     const services = await this.client.listServices();
-    const dests = await mapWindowed(services, (s) => this.client.listDestinations(s.key));
+    const dests = await listDestinationsOf(this.client, services.map((s) => s.key));
     const out = new Map<string, ObservedIpvsService>();
     services.forEach((s, i) => out.set(keyString(s.key), { spec: serviceSpecOnly(s), dests: dests[i]!.map(observedDest) }));
     return out;
@@ -318,16 +319,17 @@ export class IpvsReconciler implements Dataplane {
   ): Promise<Map<string, ObservedIpvsService>> {
     const out = new Map(base);
     const list = [...keys].map((k) => ({ k, key: keyFor(k) })).filter((x): x is { k: string; key: IpvsServiceKey } => x.key !== undefined);
-    const got = await mapWindowed(list, async ({ key }) => {
-      const svc = await this.client.getService(key);
-      if (!svc) return undefined;
-      return { spec: serviceSpecOnly(svc), dests: (await this.client.listDestinations(key)).map(observedDest) };
-    });
-    list.forEach(({ k }, i) => {
-      const o = got[i];
-      if (o) out.set(k, o);
+    // Gets pipeline; the destination dumps go one at a time (one dump per socket).
+    const specs = await mapWindowed(list, ({ key }) => this.client.getService(key));
+    const present = list.filter((_, i) => specs[i] !== undefined);
+    const dests = await listDestinationsOf(this.client, present.map((x) => x.key));
+    const got = new Map(present.map((x, i) => [x.k, dests[i]!]));
+    const gotSpec = new Map(list.map((x, i) => [x.k, specs[i]]));
+    for (const { k } of list) {
+      const spec = gotSpec.get(k);
+      if (spec) out.set(k, { spec: serviceSpecOnly(spec), dests: got.get(k)!.map(observedDest) });
       else out.delete(k);
-    });
+    }
     return out;
   }
 
