@@ -52,9 +52,9 @@ after(async () => {
 });
 
 test('an apply through the CLI creates the IPVS service; ipvsadm shows it and HTTP is balanced', { skip }, async () => {
-  agent = await AgentProcess.start(configPath, { timeoutMs: 120_000 });
+  agent = await AgentProcess.start(configPath, { timeoutMs: 300_000 });
   const status = JSON.parse((await cli('status', '-o', 'json')).stdout) as { dataplanes: Array<{ name: string; available: boolean }> };
-  assert.equal(status.dataplanes.find((d) => d.name === 'ipvs')?.available, true);
+  assert.equal(status.dataplanes.find((d) => d.name === 'ipvs')?.available, true, JSON.stringify(status.dataplanes));
 
   const r = await cli('apply', '-f', statePath);
   assert.equal(r.code, 0, r.stderr);
@@ -86,7 +86,7 @@ test('kill -9 during a long transfer: nothing dropped, the restart loses nothing
   assert.equal(await agent!.kill9(), null);
   agent = undefined;
   assert.equal(await table(), before, 'the kernel table stays while the agent is down');
-  agent = await AgentProcess.start(configPath, { timeoutMs: 120_000 });
+  agent = await AgentProcess.start(configPath, { timeoutMs: 300_000 });
   const result = await stream.done;
   assert.deepEqual([result.ok, result.error, result.chunks], [true, '', 60], JSON.stringify(result));
   assert.equal(await table(), before);
