@@ -7,7 +7,7 @@ import type { AgentSettings } from '../model/agent.js';
 import { formatEndpoint, parseDesiredState, parseEndpoint, type DesiredState, type Service } from '../model/index.js';
 import { changedServices, diffStates, type DiffLine } from './diff.js';
 import type { Clock, DataplaneFactories, DataplaneName, HealthPort, VrrpPort } from './ports.js';
-import { canonicalJson, stateDigest, type StateStore, type StoredState } from './store.js';
+import { canonicalJson, sameValue, stateDigest, type StateStore, type StoredState } from './store.js';
 
 export interface AgentDeps {
   settings: AgentSettings;
@@ -331,7 +331,7 @@ export class Agent {
         this.deps.logger.child({ component: p.dataplane, service: step.service }).info({ step: step.kind, revision: saved.revision }, step.description);
       }
     this.deps.health?.update([...next.services]);
-    if (canonicalJson(current.state.vrrp) !== canonicalJson(next.vrrp)) this.deps.vrrp?.update([...next.vrrp]);
+    if (!sameValue(current.state.vrrp, next.vrrp)) this.deps.vrrp?.update([...next.vrrp]);
     this.deps.events.publish({
       type: 'apply',
       component: 'agent',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildAgent } from '../../src/agent/agent.js';
 import { diffStates } from '../../src/agent/diff.js';
-import { FileStateStore, stateDigest } from '../../src/agent/store.js';
+import { FileStateStore, sameValue, stateDigest } from '../../src/agent/store.js';
 import { EventBus } from '../../src/events.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetricsRegistry } from '../../src/metrics.js';
@@ -144,6 +144,15 @@ describe('agent: store, seeding, restart', () => {
     const again = parseDesiredState(JSON.parse(JSON.stringify(state)));
     assert.deepEqual(again, state);
     assert.deepEqual(diffStates(state, again), []);
+  });
+
+  test('sameValue: deep, key order ignored, undefined keys absent, arrays ordered', () => {
+    assert.equal(sameValue({ a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1 }), true);
+    assert.equal(sameValue({ a: 1, x: undefined }, { a: 1 }), true);
+    assert.equal(sameValue({ a: 1 }, { a: 1, b: null }), false);
+    assert.equal(sameValue([1, 2], [2, 1]), false);
+    assert.equal(sameValue({ a: [1] }, { a: { 0: 1 } }), false);
+    assert.equal(sameValue({ a: { b: 1 } }, { a: { b: 2 } }), false);
   });
 });
 
