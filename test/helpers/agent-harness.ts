@@ -49,7 +49,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(opts: { settings?: Record<string, unknown>; seed?: DesiredState; withXdp?: boolean; dir?: string; store?: StateStore } = {}): Promise<Harness> {
+export async function harness(opts: { settings?: Record<string, unknown>; seed?: DesiredState; withXdp?: boolean; dir?: string; store?: StateStore; https?: { cert: Buffer; key: Buffer } } = {}): Promise<Harness> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'fulcrum-agent-'));
   const settings: AgentSettings = AgentSettingsSchema.parse({ stateDir: dir, ...opts.settings });
   const ipvs = new FakeDataplane('ipvs');
@@ -65,7 +65,7 @@ export async function harness(opts: { settings?: Record<string, unknown>; seed?:
     { name: 'ops', role: 'admin', token: ADMIN },
     { name: 'viewer', role: 'read', token: READER },
   ]);
-  const app = await buildApp({ agent, events, metrics, tokens, settings: settings.api, logger });
+  const app = await buildApp({ agent, events, metrics, tokens, settings: settings.api, logger, https: opts.https });
   await app.ready();
   return {
     agent, app, ipvs, xdp, events, clock, dir, store,
