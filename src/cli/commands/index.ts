@@ -1,4 +1,19 @@
 import type { Command } from '../command.js';
+import { agentCommand } from './agent.js';
+import { applyCommand } from './apply.js';
+import { drainCommand } from './drain.js';
+import { getServicesCommand } from './get.js';
+import { ipvsList } from './ipvs-list.js';
+import { ipvsReconcile } from './ipvs-reconcile.js';
+import { statusCommand } from './status.js';
 
 /** Every subcommand, in the order `fulcrum help` lists them. */
-export const COMMANDS: Command[] = [];
+export const COMMANDS: Command[] = [
+  agentCommand,
+  getServicesCommand,
+  applyCommand,
+  drainCommand,
+  statusCommand,
+  ipvsList,
+  ipvsReconcile,
+];
