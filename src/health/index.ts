@@ -333,7 +333,7 @@ export class HealthManager extends EventEmitter {
       be.health = next;
       if (!changed) continue;
       touched.add(entry);
-      const fields = { backend: be.key, state: next.state, reason: outcome.reason };
+      const fields = { backend: be.key, state: next.state, reason: outcome.reason, successes: next.successes, failures: next.failures };
       const message = `backend ${be.key} ${next.state}: ${outcome.reason}`;
       if (next.state === 'down') entry.log.warn(fields, message);
       else entry.log.info(fields, message);
