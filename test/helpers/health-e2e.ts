@@ -38,11 +38,12 @@ export function startClient(ns: Netns, host: string, port: number, ms: number, e
 }
 
 /** An HTTP server answering "id" in `ns`; resolves once it listens. */
-export async function startServer(ns: Netns, id: string, port: number): Promise<ChildProcess> {
+export async function startServer(ns: Netns, id: string, port: number, timeoutMs = 30_000): Promise<ChildProcess> {
   const proc = ns.spawn(process.execPath, [HEALTH_TRAFFIC, 'server', id, String(port)]);
   await new Promise<void>((resolve, reject) => {
-    proc.stdout!.once('data', () => resolve());
-    proc.once('exit', (c) => reject(new Error(`server ${id} exited ${c}`)));
+    const t = setTimeout(() => reject(new Error(`server ${id} did not start`)), timeoutMs);
+    proc.stdout!.once('data', () => { clearTimeout(t); resolve(); });
+    proc.once('exit', (c) => { clearTimeout(t); reject(new Error(`server ${id} exited ${c}`)); });
   });
   return proc;
 }
@@ -71,8 +72,14 @@ export async function captureSyns(ns: Netns, dev: string, src: string, port: num
   return { proc, times };
 }
 
-/** The agent process (`fulcrum agent --config`) inside `ns`; nsenter keeps the host's /sys/fs/bpf. */
-export function startAgent(ns: Netns, config: string): { proc: ChildProcess; logs: Lines<LogLine> } {
-  const proc = spawn('nsenter', [`--net=/run/netns/${ns.name}`, process.execPath, FULCRUM_CLI, 'agent', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * The agent process (`fulcrum agent --config`) inside `ns` (nsenter, not `ip netns exec`, which
+ * remounts /sys and hides /sys/fs/bpf), or in this process's netns when `ns` is undefined.
+ */
+export function startAgent(ns: Netns | undefined, config: string): { proc: ChildProcess; logs: Lines<LogLine> } {
+  const argv = [process.execPath, FULCRUM_CLI, 'agent', '--config', config];
+  const proc = ns
+    ? spawn('nsenter', [`--net=/run/netns/${ns.name}`, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   return { proc, logs: new Lines<LogLine>(proc) };
 }
