@@ -1,7 +1,10 @@
 import type { IpvsClient } from './types.js';
-import { FeatureMissingError } from '../errors.js';
+import { openIpvsClient as openNetlink } from './client.js';
 
-/** The one place that opens the generic-netlink IPVS client (src/ipvs/client.ts, branch ipvs-core). */
+/**
+ * The one place the reconciler, the CLI and the benchmark open the kernel's IPVS (generic netlink,
+ * src/ipvs/client.ts). Throws FeatureMissingError when the kernel has no IPVS.
+ */
 export async function openIpvsClient(): Promise<IpvsClient> {
-  throw new FeatureMissingError('ipvs', 'the generic-netlink IPVS client is not merged into this branch yet');
+  return openNetlink();
 }

@@ -6,6 +6,7 @@ import { desiredOf, destId, keyString, serviceSpecOnly, destSpecOnly, type Desir
 import { applyToObserved, drainId, foreignKeys, plan, type DrainRecord, type ObservedIpvsService, type Step } from './plan.js';
 import { applySteps } from './apply.js';
 import { OwnershipStore } from './ownership.js';
+import { listDestinationsOf } from './read.js';
 
 /**
  * The IPVS dataplane over an IpvsClient: observe, plan, apply, remember.
@@ -41,6 +42,7 @@ export interface IpvsReconcileResult extends ReconcileResult {
 
 interface DesiredEntry {
   d: DesiredIpvsService;
+  key: string;
   fingerprint: string;
 }
 
@@ -118,7 +120,7 @@ export class IpvsReconciler implements Dataplane {
     const services = await this.client.listServices();
     const names = new Map([...this.lastDesired].map(([k, e]) => [k, e.d.name]));
     const mine = services.filter((s) => this.owned.has(keyString(s.key)));
-    const dests = await mapWindowed(mine, (s) => this.client.listDestinations(s.key));
+    const dests = await listDestinationsOf(this.client, mine.map((s) => s.key));
     return mine.map((s, i) => {
       const k = keyString(s.key);
       return {
@@ -167,7 +169,7 @@ export class IpvsReconciler implements Dataplane {
     let e = this.converted.get(svc);
     if (!e) {
       const d = desiredOf(svc);
-      e = { d, fingerprint: JSON.stringify(d) };
+      e = { d, key: keyString(d.spec.key), fingerprint: JSON.stringify(d) };
       this.converted.set(svc, e);
     }
     return e;
@@ -178,7 +180,7 @@ export class IpvsReconciler implements Dataplane {
     const desired = new Map<string, DesiredEntry>();
     for (const svc of input) {
       const e = this.entryOf(svc);
-      desired.set(keyString(e.d.spec.key), e);
+      desired.set(e.key, e);
     }
     let unchanged = this.lastInput !== undefined && desired.size === this.lastDesired.size;
     if (unchanged) for (const [k, e] of desired) if (this.lastDesired.get(k)?.fingerprint !== e.fingerprint) { unchanged = false; break; }
@@ -256,9 +258,10 @@ export class IpvsReconciler implements Dataplane {
     }
 
     this.observed = applyToObserved(observed, steps);
-    for (const s of steps) if (s.kind === 'delete-service') this.owned.delete(keyString(s.key));
-    this.trackDrains(desired, scope, now);
-    this.save();
+    dirty = false;
+    for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(keyString(s.key))) dirty = true;
+    if (this.trackDrains(desired, scope, now)) dirty = true;
+    if (dirty) this.save();
     if (drift.length > 0) this.log.warn({ drift }, `repaired ${drift.length} IPVS change(s) made outside Fulcrum`);
     if (steps.length > 0) this.log.info({ steps: steps.length }, 'IPVS reconciled');
 
@@ -271,25 +274,31 @@ export class IpvsReconciler implements Dataplane {
   }
 
   /** Every owned, undesired, still-present backend has a drain record; every other record goes. */
-  private trackDrains(desired: Map<string, DesiredEntry>, scope: Set<string> | undefined, now: number): void {
+  private trackDrains(desired: Map<string, DesiredEntry>, scope: Set<string> | undefined, now: number): boolean {
     const observed = this.observed!;
+    const size = this.drainRecords.size;
+    let added = false;
     for (const [id, r] of [...this.drainRecords]) {
       if (scope && !scope.has(r.key)) continue;
       const obs = observed.get(r.key);
       const want = desired.get(r.key)?.d.dests.some((d) => destId(d) === r.dest);
       if (!obs || want || !obs.dests.some((d) => destId(d) === r.dest)) this.drainRecords.delete(id);
     }
-    if (!this.drainEnabled) return;
-    for (const [k, obs] of observed) {
-      if (!this.owned.has(k) || (scope && !scope.has(k))) continue;
-      const want = new Set(desired.get(k)?.d.dests.map(destId) ?? []);
-      if (!desired.has(k)) continue;
+    if (!this.drainEnabled) return this.drainRecords.size !== size;
+    for (const k of scope ?? observed.keys()) {
+      const obs = observed.get(k);
+      const wanted = desired.get(k);
+      // After an apply the kernel holds exactly the desired backends plus the draining ones.
+      if (!obs || !wanted || !this.owned.has(k) || obs.dests.length <= wanted.d.dests.length) continue;
+      const want = new Set(wanted.d.dests.map(destId));
       for (const d of obs.dests) {
         const id = destId(d);
         if (want.has(id) || this.drainRecords.has(drainId(k, id))) continue;
         this.drainRecords.set(drainId(k, id), { key: k, dest: id, service: desired.get(k)!.d.name, startedAt: now, deadline: now + this.drainTimeoutMs });
+        added = true;
       }
     }
+    return added || this.drainRecords.size !== size;
   }
 
   private save(): void {
@@ -298,7 +307,7 @@ export class IpvsReconciler implements Dataplane {
 
   private async readAll(): Promise<Map<string, ObservedIpvsService>> {
     const services = await this.client.listServices();
-    const dests = await mapWindowed(services, (s) => this.client.listDestinations(s.key));
+    const dests = await listDestinationsOf(this.client, services.map((s) => s.key));
     const out = new Map<string, ObservedIpvsService>();
     services.forEach((s, i) => out.set(keyString(s.key), { spec: serviceSpecOnly(s), dests: dests[i]!.map(observedDest) }));
     return out;
@@ -310,16 +319,17 @@ export class IpvsReconciler implements Dataplane {
   ): Promise<Map<string, ObservedIpvsService>> {
     const out = new Map(base);
     const list = [...keys].map((k) => ({ k, key: keyFor(k) })).filter((x): x is { k: string; key: IpvsServiceKey } => x.key !== undefined);
-    const got = await mapWindowed(list, async ({ key }) => {
-      const svc = await this.client.getService(key);
-      if (!svc) return undefined;
-      return { spec: serviceSpecOnly(svc), dests: (await this.client.listDestinations(key)).map(observedDest) };
-    });
-    list.forEach(({ k }, i) => {
-      const o = got[i];
-      if (o) out.set(k, o);
+    // Gets pipeline; the destination dumps go one at a time (one dump per socket).
+    const specs = await mapWindowed(list, ({ key }) => this.client.getService(key));
+    const present = list.filter((_, i) => specs[i] !== undefined);
+    const dests = await listDestinationsOf(this.client, present.map((x) => x.key));
+    const got = new Map(present.map((x, i) => [x.k, dests[i]!]));
+    const gotSpec = new Map(list.map((x, i) => [x.k, specs[i]]));
+    for (const { k } of list) {
+      const spec = gotSpec.get(k);
+      if (spec) out.set(k, { spec: serviceSpecOnly(spec), dests: got.get(k)!.map(observedDest) });
       else out.delete(k);
-    });
+    }
     return out;
   }
 

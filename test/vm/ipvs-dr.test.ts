@@ -32,7 +32,7 @@ test('DR: backends holding the VIP on lo answer the client directly; rr alternat
     backends: lab.backends.map((b) => ({ address: b.v4 })),
   }]));
   const listed = await ipvsadm('-Ln');
-  for (const b of lab.backends) assert.ok(listed.includes(`  -> ${b.v4}:80`.padEnd(33) + 'Route   1 '), listed);
+  for (const b of lab.backends) assert.ok(listed.includes(`  -> ${b.v4}:80`.padEnd(34) + 'Route   1 '), listed);
   const answers = await lab.get(`http://${lab.vip4}/`, 6);
   assert.deepEqual(new Set(answers), new Set(['backend1', 'backend2']), answers.join(','));
   for (let i = 1; i < answers.length; i++) assert.notEqual(answers[i], answers[i - 1], answers.join(','));

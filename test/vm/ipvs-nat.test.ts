@@ -84,13 +84,13 @@ test('ipvsadm -Ln reads back what the model says, and `fulcrum ipvs list` prints
   const N = lab.vip4;
   for (const line of [
     `TCP  ${N}:80 wlc`,
-    `  -> ${b1!.v4}:8080`.padEnd(33) + 'Masq    3      ',
+    `  -> ${b1!.v4}:8080`.padEnd(34) + 'Masq    3      ',
     `TCP  ${N}:443 sh (sh-fallback,sh-port) persistent 60 mask 255.255.255.0`,
-    `  -> ${b3!.v4}:443`.padEnd(33) + 'Masq    0      ',
+    `  -> ${b3!.v4}:443`.padEnd(34) + 'Masq    0      ',
     `UDP  ${N}:53 mh (mh-port)`,
     `TCP  [${lab.vip6}]:80 rr persistent 100 mask 64`,
     'FWM  7 rr',
-    `  -> ${b2!.v4}:0`.padEnd(33) + 'Route   1      ',
+    `  -> ${b2!.v4}:0`.padEnd(34) + 'Route   1      ',
     'FWM  8 IPv6 rr',
   ]) assert.ok(kernel.includes(line), `ipvsadm -Ln shows "${line}":\n${kernel}`);
 });
@@ -98,7 +98,9 @@ test('ipvsadm -Ln reads back what the model says, and `fulcrum ipvs list` prints
 test('a service Fulcrum does not own is left alone; taking its key is a conflict', { skip }, async () => {
   await ipvsadm('-A', '-t', `${lab.vip4}:8000`, '-s', 'rr');
   try {
-    const res = await r.reconcile(services([web({ scheduler: 'rr' })]));
+    await r.reconcile(services([web({ scheduler: 'rr' })]));
+    const res = await r.reconcile(services([web({ scheduler: 'rr' })])); // unchanged desired: a full read
+    assert.equal(res.fullRead, true);
     assert.deepEqual(res.foreign, [`tcp ${lab.vip4}:8000`]);
     await assert.rejects(r.reconcile(services([web({ scheduler: 'rr' }), { name: 'theirs', address: lab.vip4, port: 8000, backends: [{ address: lab.backends[0]!.v4 }] }])), /CONFLICT|not owned/);
     assert.match(await ipvsadm('-Ln', '-t', `${lab.vip4}:8000`), new RegExp(`TCP  ${lab.vip4.replace(/\./g, '\\.')}:8000 rr\\n(?!  ->)`));

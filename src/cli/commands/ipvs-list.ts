@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { openIpvsClient } from '../../ipvs/open-client.js';
 import { formatIpvsadmList } from '../../ipvs/list-format.js';
+import { listDestinationsOf } from '../../ipvs/read.js';
 
 /** `fulcrum ipvs list`: the kernel's IPVS table in `ipvsadm -Ln`'s layout, read over netlink. */
 export const ipvsList: Command = {
@@ -16,7 +17,7 @@ export const ipvsList: Command = {
     try {
       const info = await client.info();
       const services = await client.listServices();
-      const dests = await Promise.all(services.map((s) => client.listDestinations(s.key)));
+      const dests = await listDestinationsOf(client, services.map((s) => s.key));
       io.stdout.write(formatIpvsadmList(info, services.map((service, i) => ({ service, dests: dests[i]! }))));
       return 0;
     } finally {

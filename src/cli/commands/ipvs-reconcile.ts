@@ -4,7 +4,7 @@ import { FulcrumError } from '../../errors.js';
 import { loadConfigFile } from '../../model/index.js';
 import { openIpvsClient } from '../../ipvs/open-client.js';
 import { IpvsReconciler } from '../../ipvs/reconciler.js';
-import { createRootLogger } from '../../log.js';
+import { pino } from 'pino';
 
 /**
  * `fulcrum ipvs reconcile --config FILE --state-dir DIR [--dry-run]`: one reconcile of the config's
@@ -30,7 +30,8 @@ export const ipvsReconcile: Command = {
     const config = loadConfigFile(values.config);
     const services = config.services.filter((s) => s.dataplane === 'ipvs');
     const client = await openIpvsClient();
-    const logger = createRootLogger({ level: 'warn' }, );
+    // Drift repairs and foreign services are logged to stderr; stdout carries the diff.
+    const logger = pino({ name: 'fulcrum', level: process.env.FULCRUM_LOG_LEVEL ?? 'info' }, pino.destination(2));
     const reconciler = new IpvsReconciler({ client, stateDir: values['state-dir'], logger });
     try {
       const result = await reconciler.reconcile(services, { dryRun: values['dry-run'] ?? false });

@@ -1,0 +1,344 @@
+/**
+ * IpvsClient over generic netlink: the one module that opens a netlink socket to IPVS.
+ *
+ * Transport: the `netlink` package's RawNetlinkSocket (NETLINK_GENERIC). Framing, errors and dumps
+ * are ours (netlink-wire.ts, codec.ts), so errno arrives as a number, not as text.
+ *
+ * Pipelining: requests issued in the same tick are packed into one datagram (the kernel runs every
+ * message of a datagram in order and ACKs each one), and up to `window` requests are in flight at
+ * once. The window exists because every ACK waits in the socket's receive buffer: more in flight
+ * than the buffer holds loses replies (ENOBUFS). Concurrent calls (Promise.all) are all it takes to
+ * get a bulk load; `batch()` runs a list and reports each outcome.
+ */
+import { RawNetlinkSocket } from 'netlink';
+import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
+import { IPVS_GENL_NAME, decode, encode, type IpvsWireMessage } from './codec.js';
+import { describeKey, ipvsKernelError, type IpvsOpContext } from './errors.js';
+import {
+  GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_REQUEST,
+  decodeFamilyId, encodeGetFamily, encodeNlmsg, parseNlmsgErr, parseNlmsgs, type NlMessage,
+} from './netlink-wire.js';
+import type {
+  IpvsClient, IpvsDest, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsService, IpvsServiceKey, IpvsServiceSpec,
+  IpvsSyncDaemon, IpvsTimeouts,
+} from './types.js';
+import { daemonFromWire, destFromWire, ipvsRequest, serviceFromWire, timeoutsFromWire } from './wire-convert.js';
+
+const NETLINK_GENERIC = 16;
+const ESRCH = 3;
+
+export interface IpvsNetlinkOptions {
+  /** Most requests in flight (default 128; every ACK must fit the receive buffer, 208 KiB by default). */
+  window?: number;
+  /** Largest datagram we send (default 64 KiB, under the default send buffer). */
+  maxBatchBytes?: number;
+  /** A request without an answer after this long fails with ETIMEDOUT (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** One operation of a batch: the IpvsClient method name and its arguments. */
+export type IpvsOperation =
+  | { op: 'addService'; spec: IpvsServiceSpec }
+  | { op: 'editService'; spec: IpvsServiceSpec }
+  | { op: 'deleteService'; key: IpvsServiceKey }
+  | { op: 'addDestination'; key: IpvsServiceKey; dest: IpvsDestSpec }
+  | { op: 'editDestination'; key: IpvsServiceKey; dest: IpvsDestSpec }
+  | { op: 'deleteDestination'; key: IpvsServiceKey; dest: { address: string; port: number; family: IpvsFamily } };
+
+export type IpvsOperationResult = { ok: true } | { ok: false; error: FulcrumError };
+
+interface Pending {
+  ctx: IpvsOpContext;
+  replies: NlMessage[];
+  resolve: (r: NlMessage[]) => void;
+  reject: (e: Error) => void;
+  sentAt: number;
+}
+
+/**
+ * Opens a client: a generic netlink socket and the IPVS family id. A kernel without IPVS raises
+ * FeatureMissingError('ipvs'). Library code: it never loads modules (the caller or the OS does).
+ */
+export async function openIpvsClient(options: IpvsNetlinkOptions = {}): Promise<NetlinkIpvsClient> {
+  const transport = new Transport(options);
+  try {
+    const family = await transport.resolveFamily(IPVS_GENL_NAME);
+    return new NetlinkIpvsClient(transport, family);
+  } catch (e) {
+    transport.close();
+    throw e;
+  }
+}
+
+/** Datagram transport with sequence matching, batching and a bounded window. */
+class Transport {
+  private readonly socket: RawNetlinkSocket;
+  private readonly window: number;
+  private readonly maxBatchBytes: number;
+  private readonly timeoutMs: number;
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private readonly queue: Array<{ seq: number; bytes: Buffer; pending: Pending }> = [];
+  private readonly inflight = new Map<number, Pending>();
+  private pumpScheduled = false;
+  private watchdog: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: IpvsNetlinkOptions) {
+    this.window = Math.max(1, options.window ?? 128);
+    this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    // Buffer sizes are capped by net.core.{r,w}mem_max; the window keeps within the default.
+    this.socket = new RawNetlinkSocket(NETLINK_GENERIC, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+    this.socket.on('message', (buf: Buffer) => this.onDatagram(buf));
+    this.socket.on('error', (err: Error & { errno?: number }) => this.failAll(new KernelError('netlink socket', Math.abs(err.errno ?? 5), err.message, { cause: err })));
+    this.socket.unref();
+  }
+
+  /** Sends one request; resolves with the reply messages (none for a plain ACK). */
+  request(type: number, flags: number, payloadOrMsg: Buffer, ctx: IpvsOpContext): Promise<NlMessage[]> {
+    if (this.closed) return Promise.reject(new FulcrumError('INTERNAL', `${ctx.text}: the IPVS client is closed`));
+    return new Promise<NlMessage[]>((resolve, reject) => {
+      const seq = this.nextSeq();
+      const bytes = encodeNlmsg({ type, flags, seq, pid: 0, payload: payloadOrMsg });
+      this.queue.push({ seq, bytes, pending: { ctx, replies: [], resolve, reject, sentAt: 0 } });
+      this.schedulePump();
+    });
+  }
+
+  async resolveFamily(name: string): Promise<number> {
+    let replies: NlMessage[];
+    try {
+      replies = await this.request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, encodeGetFamily(name), { kind: 'info', text: `resolve generic netlink family ${name}` });
+    } catch (e) {
+      if (e instanceof KernelError && e.errno === 2) {
+        throw new FeatureMissingError('ipvs', `this kernel has no IPVS (generic netlink family "${name}" not found): load the ip_vs module (modprobe ip_vs) on a kernel built with CONFIG_IP_VS; on this project's dev host, use the VM (scripts/vm/run.sh)`, { cause: e });
+      }
+      throw e;
+    }
+    const id = replies.map((m) => decodeFamilyId(m.payload)).find((x) => x !== undefined);
+    if (id === undefined) throw new FulcrumError('INTERNAL', `nlctrl answered without a family id for ${name}`);
+    return id;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new FulcrumError('INTERNAL', 'the IPVS client was closed with requests in flight'));
+    this.socket.close();
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq % 0xfffffffe) + 1;
+    return this.seq;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    // setImmediate: every request issued in this tick (and every ACK read in this poll phase)
+    // is seen before we send, so they share datagrams.
+    setImmediate(() => { this.pumpScheduled = false; this.pump(); });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.inflight.size < this.window && !this.closed) {
+      const parts: Buffer[] = [];
+      const seqs: number[] = [];
+      let bytes = 0;
+      while (this.queue.length > 0 && this.inflight.size < this.window) {
+        const next = this.queue[0]!;
+        if (parts.length > 0 && bytes + next.bytes.length > this.maxBatchBytes) break;
+        this.queue.shift();
+        next.pending.sentAt = Date.now();
+        this.inflight.set(next.seq, next.pending);
+        parts.push(next.bytes);
+        seqs.push(next.seq);
+        bytes += next.bytes.length;
+      }
+      this.socket.send(parts.length === 1 ? parts[0]! : Buffer.concat(parts), { port: 0 }, (err?: Error & { errno?: number }) => {
+        if (!err) return;
+        const e = new KernelError('netlink send', Math.abs(err.errno ?? 5), err.message, { cause: err });
+        for (const s of seqs) this.settle(s, e);
+      });
+    }
+    if (this.inflight.size > 0) {
+      this.socket.ref();
+      this.watchdog ??= setInterval(() => this.expire(), Math.min(1000, this.timeoutMs)).unref();
+    } else {
+      this.socket.unref();
+      if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
+    }
+  }
+
+  private onDatagram(buf: Buffer): void {
+    let msgs: NlMessage[];
+    try {
+      msgs = parseNlmsgs(buf);
+    } catch (e) {
+      this.failAll(new FulcrumError('INTERNAL', `malformed netlink datagram from the kernel: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    for (const m of msgs) {
+      const p = this.inflight.get(m.seq);
+      if (!p) continue; // late ACK of a finished dump, or not ours
+      if (m.type === NLMSG_ERROR) {
+        const { errno } = parseNlmsgErr(m.payload);
+        this.settle(m.seq, errno === 0 ? undefined : ipvsKernelError(p.ctx, errno));
+      } else if (m.type === NLMSG_DONE) {
+        // A dump's DONE may carry the dump's own error as a negative int.
+        const err = m.payload.length >= 4 ? Math.abs(m.payload.readInt32LE(0)) : 0;
+        this.settle(m.seq, err === 0 ? undefined : ipvsKernelError(p.ctx, err));
+      } else if (m.type !== NLMSG_NOOP) {
+        p.replies.push(m);
+      }
+    }
+    if (this.queue.length > 0 && this.inflight.size <= this.window / 2) this.schedulePump();
+    else if (this.inflight.size === 0) this.pump();
+  }
+
+  private settle(seq: number, error: Error | undefined): void {
+    const p = this.inflight.get(seq);
+    if (!p) return;
+    this.inflight.delete(seq);
+    if (error) p.reject(error); else p.resolve(p.replies);
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const [seq, p] of this.inflight) {
+      if (now - p.sentAt > this.timeoutMs) this.settle(seq, new KernelError(p.ctx.text, 110, `no answer from the kernel within ${this.timeoutMs} ms`));
+    }
+    if (this.inflight.size === 0) this.pump();
+  }
+
+  private failAll(e: Error): void {
+    for (const seq of [...this.inflight.keys()]) this.settle(seq, e);
+    for (const q of this.queue.splice(0)) q.pending.reject(e);
+  }
+}
+
+export class NetlinkIpvsClient implements IpvsClient {
+  constructor(private readonly transport: Transport, readonly familyId: number) {}
+
+  private async send(msg: IpvsWireMessage, ctx: IpvsOpContext): Promise<IpvsWireMessage[]> {
+    const bytes = encode(msg, { family: this.familyId, seq: 0 });
+    const flags = bytes.readUInt16LE(6);
+    const replies = await this.transport.request(this.familyId, flags, bytes.subarray(16), ctx);
+    return replies.filter((m) => m.type === this.familyId).map((m) => decode(m));
+  }
+
+  async info(): Promise<IpvsInfo> {
+    const [r] = await this.send(ipvsRequest.info(), { kind: 'info', text: 'get IPVS info' });
+    const v = r?.info?.version ?? 0;
+    return { version: `${(v >> 16) & 0xff}.${(v >> 8) & 0xff}.${v & 0xff}`, connTableSize: r?.info?.connTabSize ?? 0 };
+  }
+
+  async listServices(): Promise<IpvsService[]> {
+    const rs = await this.send(ipvsRequest.listServices(), { kind: 'listServices', text: 'list services' });
+    return rs.flatMap((m) => (m.attrs.service ? [serviceFromWire(m.attrs.service)] : []));
+  }
+
+  async getService(key: IpvsServiceKey): Promise<IpvsService | undefined> {
+    try {
+      const [r] = await this.send(ipvsRequest.getService(key), { kind: 'getService', text: `get service ${describeKey(key)}` });
+      return r?.attrs.service ? serviceFromWire(r.attrs.service) : undefined;
+    } catch (e) {
+      if (e instanceof KernelError && e.errno === ESRCH) return undefined;
+      throw e;
+    }
+  }
+
+  async addService(spec: IpvsServiceSpec): Promise<void> {
+    await this.send(ipvsRequest.addService(spec), { kind: 'addService', text: `add service ${describeKey(spec.key)}`, scheduler: spec.scheduler, pe: spec.pe });
+  }
+
+  async editService(spec: IpvsServiceSpec): Promise<void> {
+    await this.send(ipvsRequest.editService(spec), { kind: 'editService', text: `edit service ${describeKey(spec.key)}`, scheduler: spec.scheduler, pe: spec.pe });
+  }
+
+  async deleteService(key: IpvsServiceKey): Promise<void> {
+    await this.send(ipvsRequest.deleteService(key), { kind: 'deleteService', text: `delete service ${describeKey(key)}` });
+  }
+
+  /** The destinations of a service; empty for a service that does not exist (the kernel's dump is empty). */
+  async listDestinations(key: IpvsServiceKey): Promise<IpvsDest[]> {
+    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: `list destinations of ${describeKey(key)}` });
+    return rs.flatMap((m) => (m.attrs.dest ? [destFromWire(m.attrs.dest, key.family)] : []));
+  }
+
+  async addDestination(key: IpvsServiceKey, dest: IpvsDestSpec): Promise<void> {
+    await this.send(ipvsRequest.addDestination(key, dest), { kind: 'addDestination', text: `add destination ${endpoint(dest)} to ${describeKey(key)}` });
+  }
+
+  async editDestination(key: IpvsServiceKey, dest: IpvsDestSpec): Promise<void> {
+    await this.send(ipvsRequest.editDestination(key, dest), { kind: 'editDestination', text: `edit destination ${endpoint(dest)} of ${describeKey(key)}` });
+  }
+
+  async deleteDestination(key: IpvsServiceKey, dest: { address: string; port: number; family: IpvsFamily }): Promise<void> {
+    await this.send(ipvsRequest.deleteDestination(key, dest), { kind: 'deleteDestination', text: `delete destination ${endpoint(dest)} of ${describeKey(key)}` });
+  }
+
+  async flush(): Promise<void> {
+    await this.send(ipvsRequest.flush(), { kind: 'flush', text: 'flush IPVS' });
+  }
+
+  async zero(key?: IpvsServiceKey): Promise<void> {
+    await this.send(ipvsRequest.zero(key), { kind: 'zero', text: key ? `zero counters of ${describeKey(key)}` : 'zero all counters' });
+  }
+
+  async getTimeouts(): Promise<IpvsTimeouts> {
+    const [r] = await this.send(ipvsRequest.getTimeouts(), { kind: 'getTimeouts', text: 'get timeouts' });
+    if (!r) throw new FulcrumError('INTERNAL', 'get timeouts: the kernel sent no reply');
+    return timeoutsFromWire(r);
+  }
+
+  /** Sets the TCP, TCP FIN and UDP timeouts in seconds; 0 leaves a value unchanged (kernel rule). */
+  async setTimeouts(t: IpvsTimeouts): Promise<void> {
+    await this.send(ipvsRequest.setTimeouts(t), { kind: 'setTimeouts', text: 'set timeouts' });
+  }
+
+  async startDaemon(d: IpvsSyncDaemon): Promise<void> {
+    await this.send(ipvsRequest.startDaemon(d), { kind: 'startDaemon', text: `start ${d.state} sync daemon on ${d.interface}` });
+  }
+
+  async stopDaemon(d: Pick<IpvsSyncDaemon, 'state'>): Promise<void> {
+    await this.send(ipvsRequest.stopDaemon(d), { kind: 'stopDaemon', text: `stop ${d.state} sync daemon` });
+  }
+
+  async listDaemons(): Promise<IpvsSyncDaemon[]> {
+    const rs = await this.send(ipvsRequest.listDaemons(), { kind: 'listDaemons', text: 'list sync daemons' });
+    return rs.flatMap((m) => (m.attrs.daemon ? [daemonFromWire(m.attrs.daemon)] : []));
+  }
+
+  /**
+   * Runs every operation, pipelined, and reports each outcome in order (one failing does not stop
+   * the others: the kernel runs each message of a datagram independently).
+   */
+  async batch(ops: readonly IpvsOperation[]): Promise<IpvsOperationResult[]> {
+    const settled = await Promise.allSettled(ops.map((o) => this.run(o)));
+    return settled.map((s) => (s.status === 'fulfilled' ? { ok: true } : { ok: false, error: asFulcrumError(s.reason) }));
+  }
+
+  run(o: IpvsOperation): Promise<void> {
+    switch (o.op) {
+      case 'addService': return this.addService(o.spec);
+      case 'editService': return this.editService(o.spec);
+      case 'deleteService': return this.deleteService(o.key);
+      case 'addDestination': return this.addDestination(o.key, o.dest);
+      case 'editDestination': return this.editDestination(o.key, o.dest);
+      case 'deleteDestination': return this.deleteDestination(o.key, o.dest);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.transport.close();
+  }
+}
+
+function endpoint(d: { address: string; port: number; family: IpvsFamily }): string {
+  return d.family === 'inet6' ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
+}
+
+function asFulcrumError(e: unknown): FulcrumError {
+  return e instanceof FulcrumError ? e : new FulcrumError('INTERNAL', String((e as Error)?.message ?? e), { cause: e });
+}
