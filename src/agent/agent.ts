@@ -456,7 +456,11 @@ export class Agent {
 
   /** `fulcrum agent --cleanup`: removes from the kernel everything the dataplanes own. */
   async cleanup(): Promise<DataplaneName[]> {
-    if (this.dataplanes.size === 0) await this.detect(this.stored.state);
+    if (this.dataplanes.size === 0) {
+      // Not started: open the dataplanes with the xdp settings of the store (or the config file).
+      const stored = this.deps.store.load()?.state;
+      await this.detect(stored?.xdp || !this.deps.seed ? (stored ?? EMPTY) : this.deps.seed);
+    }
     const done: DataplaneName[] = [];
     for (const [name, dp] of this.dataplanes) {
       await dp.cleanup();
