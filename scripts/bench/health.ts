@@ -9,10 +9,18 @@
  * and the same CPU and delay for a baseline measured in the same run: a bare prober doing the same
  * connects / HTTP requests on the same schedule with node:net and no health logic.
  *
- * Usage: node dist/scripts/bench/health.js [--backends 10000] [--window 10] [--repeats 3]
+ * With --keepalived (where IPVS exists: in the VM, `scripts/vm/run.sh -- bash -c 'ulimit -n 65536;
+ * node dist/scripts/bench/health.js --keepalived ...'`), keepalived's checker process (keepalived -C,
+ * TCP_CHECK / HTTP_GET with the same interval, timeout and retries) checks the same N servers and
+ * its CPU share is compared with the HealthManager's.
+ *
+ * Usage: node dist/scripts/bench/health.js [--backends 10000] [--window 10] [--repeats 3] [--keepalived]
  * Needs about N + 2,000 file descriptors in each process (ulimit -n).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HealthManager } from '../../src/health/index.js';
@@ -117,6 +125,59 @@ function bareProber(): { stop(): void; failures: () => number } {
   return { stop: () => { stopped = true; timers.forEach(clearTimeout); }, failures: () => failures };
 }
 
+// ---------------------------------------------------------------- keepalived's checker on the same servers
+const KEEPALIVED = '/usr/sbin/keepalived';
+const CLK_TCK = 100; // USER_HZ, the unit of /proc/PID/stat utime and stime on Linux
+
+function keepalivedConf(): string {
+  const rs = (i: number) => isHttp(i)
+    ? `  real_server ${addressOf(i)} ${PORT} {\n    HTTP_GET {\n      url {\n        path /\n        status_code 200\n      }\n      connect_timeout ${TIMEOUT}\n      retry ${FALL - 1}\n      delay_before_retry ${INTERVAL}\n    }\n  }\n`
+    : `  real_server ${addressOf(i)} ${PORT} {\n    TCP_CHECK {\n      connect_timeout ${TIMEOUT}\n      retry ${FALL - 1}\n      delay_before_retry ${INTERVAL}\n    }\n  }\n`;
+  const vs = (port: number, http: boolean) => {
+    let out = `virtual_server 10.255.0.1 ${port} {\n  delay_loop ${INTERVAL}\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  inhibit_on_failure\n`;
+    for (let i = 0; i < N; i++) if (isHttp(i) === http) out += rs(i);
+    return `${out}}\n`;
+  };
+  return `global_defs {\n  router_id fulcrum_bench\n}\n${vs(80, false)}${vs(81, true)}`;
+}
+
+const procCpuSeconds = (pid: number): number => {
+  // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+};
+
+/** keepalived's checker CPU share per window, or why it cannot run here. */
+async function keepalivedWindows(): Promise<Array<{ cpu: number }> | string> {
+  if (!existsSync('/proc/net/ip_vs')) return 'this kernel has no IPVS, which keepalived\'s checker needs: run it in the VM (scripts/vm/run.sh)';
+  if (!existsSync(KEEPALIVED)) return 'keepalived is not installed';
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-ka-'));
+  const conf = join(dir, 'keepalived.conf'), pid = join(dir, 'k.pid'), cpid = join(dir, 'c.pid');
+  writeFileSync(conf, keepalivedConf());
+  const ka = spawn(KEEPALIVED, ['--dont-fork', '--log-console', '--check', '-f', conf, '-p', pid, '-c', cpid], { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    let checker = 0;
+    for (let i = 0; i < 300 && !checker; i++) { await sleep(100); if (existsSync(cpid)) checker = Number(readFileSync(cpid, 'utf8').trim()); }
+    if (!checker) return 'keepalived did not start its checker';
+    // Wait until it programmed every real server into IPVS, then for its warm-up.
+    const dests = () => readFileSync('/proc/net/ip_vs', 'utf8').split('\n').filter((l) => l.includes('->') && !l.includes('RemoteAddress')).length;
+    for (let i = 0; i < 600 && dests() < N; i++) await sleep(200);
+    console.log(`keepalived: checker pid ${checker}, ${dests()} real servers in IPVS`);
+    await sleep((INTERVAL + 1) * 1000);
+    const out: Array<{ cpu: number }> = [];
+    for (let r = 0; r < REPEATS; r++) {
+      const c0 = procCpuSeconds(checker), t0 = performance.now();
+      await sleep(WINDOW_S * 1000);
+      out.push({ cpu: ((procCpuSeconds(checker) - c0) / ((performance.now() - t0) / 1000)) * 100 });
+    }
+    return out;
+  } finally {
+    await new Promise<void>((r) => { if (ka.exitCode !== null) r(); else { ka.once('exit', () => r()); ka.kill('SIGTERM'); setTimeout(r, 20_000).unref(); } });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- main
 async function main(): Promise<void> {
   console.log(`health bench: ${N} backends (${Math.ceil(N / 2)} tcp, ${Math.floor(N / 2)} http), interval ${INTERVAL}s, timeout ${TIMEOUT}s, jitter ${JITTER}s, rise ${RISE}, fall ${FALL}; windows of ${WINDOW_S}s x ${REPEATS}`);
@@ -175,6 +236,7 @@ async function main(): Promise<void> {
   }
   const bound = (FALL * INTERVAL + TIMEOUT) * 1000;
   mgr.close();
+  const ka = process.argv.includes('--keepalived') ? await keepalivedWindows() : 'not asked (--keepalived)';
   const serverCpu = (await request(child, { cpu: true }, 'cpuUs')) as { cpuUs: number };
   child.kill();
 
@@ -189,6 +251,11 @@ async function main(): Promise<void> {
     const d = stats(detections);
     console.log(`  detection (${detections.length} stops, ${missed} missed): ${fmt(d, ' ms', 0)}; bound fall x interval + timeout = ${bound} ms (+ up to ${Math.round(FALL * JITTER * 1000)} ms jitter); within bound: ${detections.filter((x) => x <= bound).length}/${detections.length}, ratio median/bound ${(d.median / bound).toFixed(2)}`);
   } else console.log(`  detection: none observed (${missed} missed)`);
+  if (typeof ka === 'string') console.log(`  keepalived checker: not measured: ${ka}`);
+  else {
+    console.log(`  CPU, keepalived checker:       ${fmt(stats(ka.map((x) => x.cpu)), '%')}`);
+    console.log(`  CPU ratio HealthManager/keepalived: ${fmt(stats(hm.map((x, i) => x.cpu / Math.max(ka[i]!.cpu, 0.01))), 'x', 2)}`);
+  }
   console.log(`  server process CPU over the run: ${(serverCpu.cpuUs / 1e6).toFixed(1)} s`);
 }
 
