@@ -31,6 +31,7 @@ const backends: Netns[] = [];
 const procs: ChildProcess[] = [];
 let dir: string, pinDir: string;
 let agent: { proc: ChildProcess; logs: Lines<LogLine> } | undefined;
+let config: string;
 
 before(async () => {
   if (skip) return;
@@ -57,7 +58,7 @@ before(async () => {
   for (const i of [1, 2]) procs.push(await startServer(backends[i - 1]!, `b${i}`, 8080));
   for (const i of [1, 2]) await lb.exec('ping', ['-c1', '-W2', b4(i)]);
 
-  const config = join(dir, 'fulcrum.yaml');
+  config = join(dir, 'fulcrum.yaml');
   writeFileSync(config, stringify({
     agent: { stateDir: join(dir, 'state'), api: { host: '127.0.0.1', port: 0 }, reconcileIntervalSeconds: 300, xdp: { pinDir } },
     xdp: { interfaces: ['l0', 'lb1', 'lb2'].map((name) => ({ name, mode: 'native' })), maxVips: 8, maxBackends: 64, maglevTableSize: 251, conntrackSize: 4096 },
@@ -72,9 +73,15 @@ before(async () => {
   await agent.logs.waitFor('agent started', (l) => l.msg === 'agent started');
 });
 
+async function stopAgent(): Promise<void> {
+  const a = agent;
+  if (!a) return;
+  await new Promise<void>((r) => { if (a.proc.exitCode !== null) r(); else { a.proc.once('exit', () => r()); a.proc.kill('SIGTERM'); setTimeout(r, 10_000).unref(); } });
+}
+
 after(async () => {
   if (skip) return;
-  if (agent) await new Promise<void>((r) => { if (agent!.proc.exitCode !== null) r(); else { agent!.proc.once('exit', () => r()); agent!.proc.kill('SIGTERM'); setTimeout(r, 5000).unref(); } });
+  await stopAgent();
   for (const p of procs) await kill(p);
   for (const ns of [client, lb, ...backends]) await ns?.delete();
   if (pinDir) await run('rm', ['-rf', pinDir], { allowFail: true });
@@ -130,5 +137,30 @@ test('xdp: a killed backend is taken out after fall checks, gets no new client c
   const returnMs = back.time - restartedAt;
   console.log(`# xdp: detection (kill -> taken out) ${detectMs} ms, bound fall x interval + timeout = ${boundMs} ms (+ up to ${Math.round(FALL * JITTER * 1000)} ms jitter); ` +
     `${failedWhileDetecting} client requests failed meanwhile; return after restart ${returnMs} ms (rise ${RISE} x interval ${INTERVAL * 1000} ms)`);
+  await kill(c.proc);
+});
+
+test('xdp: restarting the agent keeps healthy backends serving (saved health states, no second warm-up)', { skip }, async () => {
+  const c = startClient(client, VIP, 80, 30_000, 40);
+  procs.push(c.proc);
+  await c.results.waitFor('b1 serving', (r) => r.id === 'b1', 15_000);
+  await c.results.waitFor('b2 serving', (r) => r.id === 'b2', 15_000);
+  const stopAt = Date.now();
+  await stopAgent();
+  agent = startAgent(lb, config);
+  procs.push(agent.proc);
+  const started = await agent.logs.waitFor('agent started again', (l) => l.msg === 'agent started');
+  for (const i of [1, 2]) {
+    const restored = agent.logs.items.find((l) => l.msg === `backend ${b4(i)}:8080 up (restored)`);
+    assert.ok(restored, `b${i} restored as up`);
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const window = c.results.items.filter((r) => r.t >= stopAt - 500 && r.t < Date.now() - 1500);
+  const errors = window.filter((r) => r.error);
+  assert.deepEqual(errors, [], 'no client request failed across the restart');
+  const afterStart = window.filter((r) => r.t > started.time);
+  assert.ok(afterStart.some((r) => r.id === 'b1') && afterStart.some((r) => r.id === 'b2'), 'both backends serve right after the restart');
+  const zeroed = agent.logs.items.filter((l) => l.msg.startsWith('reconciled at start') && / -> 0\b/.test(l.msg));
+  assert.deepEqual(zeroed.map((l) => l.msg), [], 'the restart changed no weight');
   await kill(c.proc);
 });
