@@ -49,15 +49,6 @@ struct {
 	__type(value, __u64);
 } lru SEC(".maps");
 
-/* Pinned by name under the object's pin root, reused on reload. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} persist SEC(".maps");
-
 /* Tail-call targets (slot -> program). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -84,7 +75,7 @@ int xdp_knob(struct xdp_md *ctx)
 	return knob_verdict;
 }
 
-/* Counts packets in pcpu[0] and persist[0], then returns arr[0] as the verdict (PASS when unset). */
+/* Counts packets in pcpu[0], then returns arr[0] as the verdict (PASS when unset). */
 SEC("xdp")
 int xdp_count(struct xdp_md *ctx)
 {
@@ -92,9 +83,6 @@ int xdp_count(struct xdp_md *ctx)
 	__u64 *c = bpf_map_lookup_elem(&pcpu, &zero);
 	if (c)
 		*c += 1;
-	__u64 *p = bpf_map_lookup_elem(&persist, &zero);
-	if (p)
-		__sync_fetch_and_add(p, 1);
 	__u64 *v = bpf_map_lookup_elem(&arr, &zero);
 	if (v && *v)
 		return (int)*v;
@@ -115,6 +103,20 @@ int xdp_swap(struct xdp_md *ctx)
 		eth[i] = eth[i + 6];
 		eth[i + 6] = t;
 	}
+	return XDP_TX;
+}
+
+/* Grows the packet by 4 bytes at the head (what an encapsulating program does), returns XDP_TX. */
+SEC("xdp")
+int xdp_grow(struct xdp_md *ctx)
+{
+	if (bpf_xdp_adjust_head(ctx, -4))
+		return XDP_ABORTED;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + 4 > end)
+		return XDP_ABORTED;
+	__builtin_memset(data, 0xee, 4);
 	return XDP_TX;
 }
 

@@ -65,7 +65,7 @@ async function runLocked(settings: AgentSettings, seed: DesiredState | undefined
     events,
     seed,
     // Health checks run in the agent; their transitions make it reconcile (see HealthPort).
-    health: options.cleanup ? undefined : new HealthManager({ logger: logger.child({ component: 'health' }), events, metrics }),
+    health: options.cleanup ? undefined : new HealthManager({ logger, events, metrics, stateFile: join(settings.stateDir, 'health-state.json') }),
     // VRRP: the VrrpManager (src/vrrp) is not built yet; VrrpPort in ./ports.ts is where it plugs in.
   });
 

@@ -86,7 +86,8 @@ function declare(libbpf: koffi.LibraryHandle, libc: koffi.LibraryHandle) {
     libbpf_set_print: f(libbpf, 'void *libbpf_set_print(fulcrum_libbpf_print_fn *fn)'),
     libbpf_strerror: f(libbpf, 'int libbpf_strerror(int err, _Out_ char *buf, size_t size)'),
     // libc
-    vsnprintf: f(libc, 'int vsnprintf(void *buf, size_t size, const char *fmt, void *ap)'),
+    vasprintf: f(libc, 'int vasprintf(void *strp, const char *fmt, void *ap)'),
+    free: f(libc, 'void free(void *p)'),
     close: f(libc, 'int close(int fd)'),
     open: f(libc, 'int open(const char *path, int flags, uint32_t mode)'),
     setns: f(libc, 'int setns(int fd, int nstype)'),
@@ -133,6 +134,11 @@ export function register(fn: (level: number, fmt: string, ap: Ptr) => number): b
 
 export function unregister(cb: bigint): void {
   koffi.unregister(cb);
+}
+
+/** Reads a NUL-terminated C string of known length at a pointer. */
+export function readCString(ptr: Ptr, len: number): string {
+  return koffi.decode(ptr, 'char', len) as string;
 }
 
 /** Copies `len` bytes at a libbpf-owned pointer into a fresh Buffer (the pointer must be valid now). */

@@ -1,10 +1,10 @@
 import type { Logger } from '../log.js';
-import { lib, register, unregister, type Ptr } from './ffi.js';
+import { lib, readCString, register, unregister, type Ptr } from './ffi.js';
 
 /**
  * libbpf's diagnostics (libbpf_set_print). libbpf calls the print function with a printf format and
- * a va_list; on x86-64 and arm64 a va_list parameter is passed as a pointer, so vsnprintf from libc
- * formats it. The callback only runs during synchronous libbpf calls on the main thread.
+ * a va_list; on x86-64 and arm64 a va_list parameter is passed as a pointer, so glibc's vasprintf
+ * formats it into a buffer of the right size (a verifier log can be megabytes), which we free. The callback only runs during synchronous libbpf calls on the main thread.
  *
  * Messages always go into a small ring (attached to load errors as details); they go to pino only
  * after routeLibbpfLog(logger).
@@ -15,12 +15,19 @@ const RING = 64;
 const ring: string[] = [];
 let logger: Logger | undefined;
 let installed: bigint | undefined;
-const scratch = Buffer.alloc(4096);
+const slot = Buffer.alloc(8);
 
 function onPrint(level: number, fmt: string, ap: Ptr): number {
   try {
-    const n = lib().vsnprintf(scratch, scratch.length, fmt, ap);
-    const text = scratch.subarray(0, Math.max(0, Math.min(n, scratch.length - 1))).toString().replace(/\n$/, '');
+    const n = lib().vasprintf(slot, fmt, ap);
+    if (n < 0) return 0;
+    const p = slot.readBigUInt64LE(0);
+    let text: string;
+    try {
+      text = readCString(p, n).replace(/\n$/, '');
+    } finally {
+      lib().free(p);
+    }
     if (level <= 1) {
       ring.push(text);
       if (ring.length > RING) ring.shift();

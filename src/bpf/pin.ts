@@ -1,14 +1,27 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { failure } from './check.js';
 import { errno, lib } from './ffi.js';
 import { BpfMap } from './map.js';
 import { BpfProgram } from './program.js';
 import { isBpffs } from './sys.js';
-import { FeatureMissingError } from '../errors.js';
+import { FeatureMissingError, FulcrumError } from '../errors.js';
 
-function objGet(path: string, what: string): number {
+/** What kind of BPF object an fd refers to, from /proc/self/fdinfo (bpf_obj_get_info_by_fd would accept any). */
+function fdKind(fd: number): 'map' | 'prog' | 'other' {
+  const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  if (/^map_type:/m.test(info)) return 'map';
+  if (/^prog_type:/m.test(info)) return 'prog';
+  return 'other';
+}
+
+function objGet(path: string, kind: 'map' | 'prog'): number {
   const fd = lib().bpf_obj_get(path);
-  if (fd < 0) throw failure(`bpf_obj_get(${what} ${path})`, -fd || errno());
+  if (fd < 0) throw failure(`bpf_obj_get(${kind} ${path})`, -fd || errno());
+  const actual = fdKind(fd);
+  if (actual !== kind) {
+    lib().close(fd);
+    throw new FulcrumError('INVALID_REQUEST', `${path} is pinned ${actual === 'other' ? 'BPF object' : actual}, not a ${kind}`);
+  }
   return fd;
 }
 
@@ -25,15 +38,7 @@ export function openPinnedMap(path: string): BpfMap {
 
 /** Reopens a pinned program; the returned handle owns its fd (close() it). */
 export function openPinnedProgram(path: string): BpfProgram {
-  const fd = objGet(path, 'program');
-  const p = new BpfProgram(fd, true, `pinned program ${path}`);
-  try {
-    void p.info; // fails here when the pin is not a program
-    return p;
-  } catch (e) {
-    p.close();
-    throw e;
-  }
+  return new BpfProgram(objGet(path, 'prog'), true, `pinned program ${path}`);
 }
 
 /**

@@ -2,7 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
+import { connect, isIP } from 'node:net';
 import type { HealthCheck } from '../model/health.js';
 import { type Checker, type CheckOutcome, type CheckTarget, down, errorOutcome, up } from './types.js';
 
@@ -40,6 +40,10 @@ export function httpChecker(check: HttpCheck): Checker {
     }
     return ca;
   };
+
+  // Plain HTTP that only judges the status: one socket, one request line, read up to the status
+  // line (node's http client costs about twice as much CPU per probe; see scripts/bench/health.ts).
+  if (check.kind === 'http' && !needBody) return { kind: 'http', check: (target, signal) => statusOnly(check, accepts, target, signal) };
 
   return {
     kind: check.kind,
@@ -105,4 +109,50 @@ export function httpChecker(check: HttpCheck): Checker {
       });
     },
   };
+}
+
+const hostHeader = (check: HttpCheck, target: CheckTarget) => check.host ?? (isIP(target.address) === 6 ? `[${target.address}]` : target.address);
+
+/** RFC 9112 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]. */
+const STATUS_LINE = /^HTTP\/1\.[01] ([1-5]\d\d)(?: |\r\n)/;
+
+function statusOnly(check: HttpCheck, accepts: (s: number) => boolean, target: CheckTarget, signal: AbortSignal): Promise<CheckOutcome> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: target.address, port: target.port, noDelay: true });
+    let buf = '';
+    let settled = false;
+    const done = (o: CheckOutcome) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      sock.destroy();
+      resolve(o);
+    };
+    const onAbort = () => done(down('aborted', 'aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    sock.once('connect', () => {
+      sock.write(`${check.method} ${check.path} HTTP/1.1\r\nHost: ${hostHeader(check, target)}\r\nUser-Agent: fulcrum-health\r\nConnection: close\r\n\r\n`);
+    });
+    sock.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      for (;;) {
+        if (buf.indexOf('\r\n') < 0) {
+          if (buf.length > 8192) done(down('HTTP status line too long', 'http_malformed'));
+          return;
+        }
+        const m = STATUS_LINE.exec(buf);
+        if (!m) return done(down(`HTTP malformed status line: ${JSON.stringify(buf.slice(0, 40))}`, 'http_malformed'));
+        const status = Number(m[1]);
+        if (status >= 200) return done(accepts(status) ? up(`HTTP ${status}`) : down(`HTTP ${status}`, 'http_status'));
+        // RFC 9110 15.2: interim 1xx responses precede the final one; skip each whole header block.
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        buf = buf.slice(end + 4);
+        if (buf === '') return;
+      }
+    });
+    sock.once('end', () => done(down('HTTP connection closed before a status line', 'http_no_response')));
+    sock.once('error', (e) => done(errorOutcome('connect', e)));
+  });
 }

@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { EventBus } from '../events.js';
@@ -29,6 +31,19 @@ export interface HealthManagerOptions {
   maxInFlight?: number;
   /** Transitions within this many ms give one 'change' event (default 20). */
   changeDelayMs?: number;
+  /**
+   * Where the backends' states are kept across agent restarts (written after transitions and on
+   * close, crash-safe). A restarted agent takes a backend's saved state instead of initialState
+   * when the same check was saved less than `restoreMaxAgeSeconds` ago, so a restart does not
+   * send every backend through warm-up again (which would drop traffic).
+   */
+  stateFile?: string;
+  restoreMaxAgeSeconds?: number;
+}
+
+interface SavedState {
+  savedAt: number;
+  backends: Array<{ service: string; backend: string; probe: string; state: HealthState; since: number }>;
 }
 
 export interface BackendStatus {
@@ -114,6 +129,9 @@ export class HealthManager extends EventEmitter {
   private readonly factories: Partial<Record<CheckKind, CheckerFactory>>;
   private changePending = false;
   private changeTimer: unknown;
+  private readonly stateFile: string | undefined;
+  /** Saved states not yet claimed by a backend: "service|backend|probe" -> state. */
+  private readonly restored = new Map<string, { state: HealthState; since: number }>();
   private readonly changeDelayMs: number;
   private closed = false;
   private readonly m: {
@@ -127,6 +145,8 @@ export class HealthManager extends EventEmitter {
     this.events = opts.events;
     this.factories = opts.checkers ?? {};
     this.changeDelayMs = opts.changeDelayMs ?? 20;
+    this.stateFile = opts.stateFile;
+    if (this.stateFile) this.loadState(this.stateFile, (opts.restoreMaxAgeSeconds ?? 300) * 1000);
     this.scheduler = new ProbeScheduler(this.clock, (key, outcome, latency) => this.onResult(key, outcome, latency), opts.random, opts.maxInFlight);
     const reg = opts.metrics;
     const metric = <T>(name: string, make: () => T): T => (reg.getSingleMetric(name) as T | undefined) ?? make();
@@ -178,7 +198,11 @@ export class HealthManager extends EventEmitter {
           be.probeKey = pk;
           this.subscribe(be, h, b);
         } else if (!be) {
-          be = { service: svc.name, key, address: b.address, port: b.port, probeKey: pk, health: initialBackendHealth(h.initialState, now) };
+          const saved = this.restored.get(`${svc.name}|${key}|${pk}`);
+          this.restored.delete(`${svc.name}|${key}|${pk}`);
+          const health = saved ? { ...initialBackendHealth(saved.state, saved.since), checked: true } : initialBackendHealth(h.initialState, now);
+          if (saved) entry.log.info({ backend: key, state: saved.state }, `backend ${key} ${saved.state} (restored)`);
+          be = { service: svc.name, key, address: b.address, port: b.port, probeKey: pk, health };
           entry.backends.set(key, be);
           this.subscribe(be, h, b);
           this.m.up.set({ service: svc.name, backend: key }, be.health.state === 'up' ? 1 : 0);
@@ -250,6 +274,7 @@ export class HealthManager extends EventEmitter {
     this.closed = true;
     this.scheduler.close();
     if (this.changeTimer !== undefined) this.clock.clearTimer(this.changeTimer);
+    this.saveState();
     this.subscribers.clear();
     this.services.clear();
     this.removeAllListeners();
@@ -308,7 +333,7 @@ export class HealthManager extends EventEmitter {
       be.health = next;
       if (!changed) continue;
       touched.add(entry);
-      const fields = { backend: be.key, state: next.state, reason: outcome.reason };
+      const fields = { backend: be.key, state: next.state, reason: outcome.reason, successes: next.successes, failures: next.failures };
       const message = `backend ${be.key} ${next.state}: ${outcome.reason}`;
       if (next.state === 'down') entry.log.warn(fields, message);
       else entry.log.info(fields, message);
@@ -344,6 +369,36 @@ export class HealthManager extends EventEmitter {
     this.scheduleChange();
   }
 
+  private loadState(path: string, maxAgeMs: number): void {
+    let saved: SavedState;
+    try {
+      saved = JSON.parse(readFileSync(path, 'utf8')) as SavedState;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err: e, path }, 'health state file unreadable; starting from initialState');
+      return;
+    }
+    const age = this.clock.wallNow() - saved.savedAt;
+    if (!(age >= 0 && age <= maxAgeMs) || !Array.isArray(saved.backends)) {
+      this.log.info({ path, ageSeconds: Math.round(age / 1000) }, 'health state file too old; starting from initialState');
+      return;
+    }
+    for (const b of saved.backends) if (b.state === 'up' || b.state === 'down') this.restored.set(`${b.service}|${b.backend}|${b.probe}`, { state: b.state, since: b.since });
+  }
+
+  private saveState(): void {
+    if (!this.stateFile) return;
+    const data: SavedState = { savedAt: this.clock.wallNow(), backends: [] };
+    for (const e of this.services.values())
+      for (const b of e.backends.values())
+        // A backend still warming up from its initialState has nothing worth keeping.
+        if (b.health.checked) data.backends.push({ service: b.service, backend: b.key, probe: b.probeKey, state: b.health.state, since: b.health.since });
+    try {
+      writeFileAtomic(this.stateFile, JSON.stringify(data));
+    } catch (e) {
+      this.log.error({ err: e, path: this.stateFile }, 'cannot save the health state');
+    }
+  }
+
   /** One 'change' for the transitions of a short window (a switch failing takes many backends at once). */
   private scheduleChange(): void {
     if (this.changePending) return;
@@ -351,7 +406,9 @@ export class HealthManager extends EventEmitter {
     this.changeTimer = this.clock.setTimer(() => {
       this.changePending = false;
       this.changeTimer = undefined;
-      if (!this.closed) this.emit('change');
+      if (this.closed) return;
+      this.saveState();
+      this.emit('change');
     }, this.changeDelayMs);
   }
 }

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
-  attachXdp, detachXdp, queryXdp, loadObject, openPinnedMap, openPinnedProgram, ensurePinDir, unpin, layoutMismatches,
+  attachXdp, detachXdp, queryXdp, isBpffs, loadObject, openPinnedMap, openPinnedProgram, ensurePinDir, unpin, layoutMismatches,
   type BpfMap, type BpfProgram, type BpfObject,
 } from '../bpf/index.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
@@ -53,6 +53,15 @@ function checkAbi(obj: BpfObject): void {
   if (problems.length > 0) throw new FulcrumError('INTERNAL', `the XDP object does not match src/xdp/abi.ts:\n${problems.join('\n')}`);
 }
 
+/** Creates pinDir inside the bpffs that holds it (the nearest existing ancestor must be bpffs). */
+function makePinDir(pinDir: string): string {
+  const abs = resolve(pinDir);
+  let root = abs;
+  while (!existsSync(root) && dirname(root) !== root) root = dirname(root);
+  if (!isBpffs(root)) throw new FeatureMissingError('bpffs', `${abs} is not inside a mounted bpf filesystem (mount -t bpf bpf /sys/fs/bpf)`);
+  return root === abs ? ensurePinDir(abs) : ensurePinDir(root, abs.slice(root.length).replace(/^\//, ''));
+}
+
 function pinsExist(dir: string): boolean {
   return existsSync(join(dir, PROG_PIN)) && Object.keys(MAPS).every((m) => existsSync(join(dir, m)));
 }
@@ -64,8 +73,7 @@ export interface OpenKernelOptions {
 }
 
 export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
-  const bpffsRoot = opts.pinDir.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : opts.pinDir;
-  const pinDir = ensurePinDir(bpffsRoot, opts.pinDir === bpffsRoot ? undefined : opts.pinDir.slice(bpffsRoot.length).replace(/^\//, ''));
+  const pinDir = makePinDir(opts.pinDir);
   let maps: Record<MapName, BpfMap>;
   let program: BpfProgram;
   let limits: XdpLimits;

@@ -182,3 +182,31 @@ test('exec: exit 0 up, exit 1 down, other codes and timeouts are check errors; n
   assert.equal(c.up, true);
   assert.ok(c.reason.length < 300, 'output bounded');
 });
+
+test('http status-only checks: a plain GET with Host, interim 1xx skipped, garbage and early close fail', async () => {
+  const { createServer } = await import('node:net');
+  let reply = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n';
+  let seen = '';
+  const server = createServer((c) => {
+    let req = '';
+    c.on('data', (d) => { req += d.toString('latin1'); if (req.includes('\r\n\r\n')) { seen = req; if (reply) c.end(reply); else c.end(); } });
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const ok = await probeOnce({ check: { kind: 'http', method: 'HEAD', path: '/ready?x=1', host: 'app.test', status: ['200-299'] } }, port);
+    assert.deepEqual(ok, { up: true, reason: 'HTTP 204', code: 'ok' });
+    assert.match(seen, /^HEAD \/ready\?x=1 HTTP\/1\.1\r\nHost: app\.test\r\n/);
+    reply = 'SSH-2.0-OpenSSH_9.2\r\n';
+    assert.equal((await probeOnce({ check: { kind: 'http' } }, port)).code, 'http_malformed');
+    reply = '';
+    assert.deepEqual(await probeOnce({ check: { kind: 'http' } }, port), { up: false, reason: 'HTTP connection closed before a status line', code: 'http_no_response' });
+  } finally { await new Promise<void>((r) => server.close(() => r())); }
+});
+
+test('http status-only: a real node:http server up, stopped, restarted', async () => {
+  const r = await fallAndRise({ check: { kind: 'http', path: '/x' } }, httpServer((_req, res) => res.end('ok')));
+  assert.equal(r.upReason, 'HTTP 200');
+  assert.equal(r.downReason, 'connect ECONNREFUSED');
+});

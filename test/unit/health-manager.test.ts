@@ -283,3 +283,43 @@ test('maxInFlight bounds concurrent probes; the rest wait', async () => {
   assert.equal(net.calls.length, 8);
   mgr.close();
 });
+
+test('a restarted manager takes the saved states (no warm-up drop), unless stale or the check changed', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-health-state-'));
+  try {
+    const stateFile = join(dir, 'health-state.json');
+    const clock = new ManualClock();
+    const net = new FakeNet(clock);
+    net.set('10.0.1.1:80', 'up');
+    const make = () => new HealthManager({ logger: silentLogger(), clock, events: new EventBus(), metrics: createMetricsRegistry({ defaultMetrics: false }), random: () => 0.5, stateFile, checkers: { tcp: () => net.checker() } });
+    const services = parseDesiredState({ services: [svc()] }).services;
+    const first = make();
+    first.update(services);
+    await clock.advance(3000);
+    assert.deepEqual(weights(first, services), ['10.0.1.1:80=2 10.0.1.2:80=0']);
+    first.close();
+
+    await clock.advance(10_000);
+    const second = make();
+    second.update(services);
+    assert.deepEqual(weights(second, services), ['10.0.1.1:80=2 10.0.1.2:80=0'], 'restored: 10.0.1.1 keeps its traffic');
+    second.close();
+
+    await clock.advance(301_000);
+    const third = make();
+    third.update(services);
+    assert.deepEqual(weights(third, services), ['10.0.1.1:80=0 10.0.1.2:80=0'], 'older than restoreMaxAgeSeconds: warm-up again');
+    await clock.advance(3000);
+    assert.deepEqual(weights(third, services), ['10.0.1.1:80=2 10.0.1.2:80=0']);
+    third.close();
+
+    const changed = parseDesiredState({ services: [svc({}, { port: 8080 })] }).services;
+    const fourth = make();
+    fourth.update(changed);
+    assert.deepEqual(weights(fourth, changed), ['10.0.1.1:80=0 10.0.1.2:80=0'], 'another check: warm-up again');
+    fourth.close();
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});

@@ -3,6 +3,7 @@ import { agentCommand } from './agent.js';
 import { applyCommand } from './apply.js';
 import { drainCommand } from './drain.js';
 import { getServicesCommand } from './get.js';
+import { healthCommand } from './health.js';
 import { ipvsList } from './ipvs-list.js';
 import { ipvsReconcile } from './ipvs-reconcile.js';
 import { statusCommand } from './status.js';
@@ -14,6 +15,7 @@ export const COMMANDS: Command[] = [
   applyCommand,
   drainCommand,
   statusCommand,
+  healthCommand,
   ipvsList,
   ipvsReconcile,
 ];
