@@ -6,7 +6,7 @@ import type { Service } from '../model/schema.js';
 import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { decodeBackend, decodeCounters, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, STRUCTS, type BackendValue } from './abi.js';
+import { decodeBackend, decodeCounters, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, L, STRUCTS, type BackendValue } from './abi.js';
 import { desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type TableMember, type XdpStep } from './plan.js';
 import { openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
@@ -180,9 +180,15 @@ export function readObserved(k: XdpKernel): Observed {
   all.keys.forEach((key, i) => {
     backends[key.readUInt32LE(0)] = decodeBackend(all.values[i]!);
   });
+  const filter = new BigUint64Array(L.FL_FILTER_WORDS);
+  const f = k.maps.filter.lookupBatch(1024);
+  f.keys.forEach((key, i) => {
+    filter[key.readUInt32LE(0)] = f.values[i]!.readBigUInt64LE(0);
+  });
   return {
     vips: vips.keys.map((key, i) => ({ key: decodeVipKey(key), meta: decodeVipMeta(vips.values[i]!) })),
     backends,
+    filter,
   };
 }
 
@@ -223,6 +229,17 @@ function writeTable(k: XdpKernel, vipId: number, slot: 0 | 1, members: readonly 
   k.maps.maglev.updateBatch(keys, values);
 }
 
+function writeFilter(k: XdpKernel, words: BigUint64Array): void {
+  const keys: Buffer[] = [], values: Buffer[] = [];
+  words.forEach((w, i) => {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(w, 0);
+    keys.push(u32(i));
+    values.push(v);
+  });
+  k.maps.filter.updateBatch(keys, values);
+}
+
 /** Applies one step; returns how to undo it. */
 function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void {
   const m = k.maps;
@@ -250,5 +267,8 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'remove-backend':
       m.backends.update(u32(step.slot), encodeBackend({ ...step.previous, active: false }));
       return () => m.backends.update(u32(step.slot), encodeBackend(step.previous));
+    case 'set-filter':
+      writeFilter(k, step.words);
+      return () => writeFilter(k, step.previous);
   }
 }

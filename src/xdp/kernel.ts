@@ -97,7 +97,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     }
     for (const [name, m] of Object.entries(maps)) {
       const spec = MAPS[name as MapName];
-      const want = (t: string) => (t === 'u32' ? 4 : STRUCTS[t as keyof typeof STRUCTS].size);
+      const want = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
       if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value))
         throw new FulcrumError('CONFLICT', `pinned map ${pinDir}/${name} has key/value ${m.info.keySize}/${m.info.valueSize} bytes, this build expects ${want(spec.key)}/${want(spec.value)}: run fulcrum agent --cleanup`);
     }
@@ -122,6 +122,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
         conntrack: limits.conntrackSize,
         reverse_nat: limits.conntrackSize,
         stats: limits.maxVips + limits.maxBackends,
+        nexthop: limits.maxBackends,
       },
     });
     try {
