@@ -221,3 +221,32 @@ export function describeStep(s: XdpStep): string {
       return `~ endpoint filter: ${s.bits} bits set`;
   }
 }
+
+/** What the maps hold after `steps` were applied to `observed` (the executor's effect, purely). */
+export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): Observed {
+  const next: Observed = { vips: observed.vips.slice(), backends: observed.backends.slice(), filter: observed.filter };
+  for (const s of steps) {
+    switch (s.kind) {
+      case 'add-backend':
+      case 'update-backend':
+        next.backends[s.slot] = s.value;
+        break;
+      case 'remove-backend':
+        next.backends[s.slot] = { ...s.previous, active: false };
+        break;
+      case 'publish': {
+        const i = next.vips.findIndex((v) => v.meta.id === s.meta.id);
+        if (i >= 0) next.vips[i] = { key: s.key, meta: s.meta };
+        else next.vips.push({ key: s.key, meta: s.meta });
+        break;
+      }
+      case 'remove-vip':
+        next.vips = next.vips.filter((v) => v.meta.id !== s.previous.id);
+        break;
+      case 'set-filter':
+        next.filter = s.words;
+        break;
+    }
+  }
+  return next;
+}

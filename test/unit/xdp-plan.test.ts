@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDesiredState } from '../../src/model/index.js';
 import { XdpSettingsSchema } from '../../src/model/xdp.js';
-import { desiredVip, plan, describeStep, tableFingerprint, PlanError, type Observed, type XdpStep } from '../../src/xdp/plan.js';
+import { applyToObserved, desiredVip, plan, describeStep, tableFingerprint, PlanError, type Observed, type XdpStep } from '../../src/xdp/plan.js';
 import { endpointHash, type BackendValue } from '../../src/xdp/abi.js';
 
 const limits = { maxVips: 4, maxBackends: 8, maglevTableSize: 251 };
@@ -20,24 +20,7 @@ function inactive(gen = 0): BackendValue {
   return { address: '0.0.0.0', family: 'inet', port: 0, mac: undefined, active: false, weight: 0, vipId: 0, gen };
 }
 
-/** Applies steps to an observed state the way the executor does to the maps. */
-function apply(obs: Observed, steps: XdpStep[]): Observed {
-  const next: Observed = { vips: obs.vips.map((v) => ({ ...v })), backends: obs.backends.map((b) => ({ ...b })), filter: obs.filter };
-  for (const s of steps) {
-    switch (s.kind) {
-      case 'add-backend': case 'update-backend': next.backends[s.slot] = s.value; break;
-      case 'remove-backend': next.backends[s.slot] = { ...s.previous, active: false }; break;
-      case 'publish': {
-        const i = next.vips.findIndex((v) => v.meta.id === s.meta.id);
-        if (i >= 0) next.vips[i] = { key: s.key, meta: s.meta }; else next.vips.push({ key: s.key, meta: s.meta });
-        break;
-      }
-      case 'remove-vip': next.vips = next.vips.filter((v) => v.meta.id !== s.previous.id); break;
-      case 'set-filter': next.filter = s.words; break;
-    }
-  }
-  return next;
-}
+const apply = applyToObserved;
 
 test('a new VIP: backends first, then one publish into slot 0', () => {
   const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080, weight: 2 }])), empty(), limits);
