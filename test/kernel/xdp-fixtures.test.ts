@@ -163,6 +163,18 @@ for (const c of cases) {
   });
 }
 
+test('fixture: an IPv6 fragment (extension header 44) to the VIP passes untouched', { skip }, () => {
+  const pkt = buildPacket({ ...client6, dst: '2001:db8::1', protocol: 'udp', sport: 40013, dport: 53 });
+  // Insert a fragment header (RFC 8200 4.5: next header UDP, offset 0, M=1) after the IPv6 header.
+  const frag = Buffer.from([17, 0, 0x00, 0x01, 0x12, 0x34, 0x56, 0x78]);
+  const v6 = Buffer.concat([pkt.subarray(0, 54), frag, pkt.subarray(54)]);
+  v6[14 + 6] = 44;
+  v6.writeUInt16BE(v6.readUInt16BE(14 + 4) + 8, 14 + 4);
+  const { verdict, out } = run(v6);
+  assert.equal(verdict, XdpAction.PASS);
+  assert.deepEqual(out, v6);
+});
+
 test('fixture: truncated headers pass untouched (every cut of a VIP packet)', { skip }, () => {
   for (const spec of [{ ...client4, dst: '10.0.0.1', protocol: 'tcp' as const, sport: 40020, dport: 80 }, { ...client6, dst: '2001:db8::1', protocol: 'udp' as const, sport: 40021, dport: 53 }]) {
     const full = buildPacket(spec);
