@@ -52,6 +52,11 @@ export async function createXdpDataplane(options: XdpDataplaneOptions): Promise<
   return new XdpDataplane(kernel, settings, options.stateDir, logger);
 }
 
+/** The dataplane over an already opened kernel side (the agent uses createXdpDataplane). */
+export function xdpDataplaneOver(kernel: XdpKernel, settings: XdpSettings, stateDir: string, logger: Logger): Dataplane & { readonly kernel: XdpKernel } {
+  return new XdpDataplane(kernel, settings, stateDir, logger);
+}
+
 const zero = (): Counters => ({ packetsIn: 0n, packetsOut: 0n, bytesIn: 0n, bytesOut: 0n, connections: 0n });
 
 class XdpDataplane implements Dataplane {
@@ -282,10 +287,11 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
   const m = k.maps;
   switch (step.kind) {
     case 'add-backend': {
-      const before = observed.backends[step.slot]!;
+      // Restore the slot's exact bytes on rollback (an inactive slot keeps its generation).
+      const before = m.backends.lookup(u32(step.slot)) ?? encodeBackend(observed.backends[step.slot]!);
       resetCounters(k, k.limits.maxVips + step.slot);
       m.backends.update(u32(step.slot), encodeBackend(step.value));
-      return () => m.backends.update(u32(step.slot), encodeBackend(before));
+      return () => m.backends.update(u32(step.slot), before);
     }
     case 'update-backend':
       m.backends.update(u32(step.slot), encodeBackend(step.value));

@@ -110,6 +110,8 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     };
     reopened = true;
   } else {
+    // Pins without the program pin are what a crash during a first load leaves: nothing uses them.
+    for (const name of [...Object.keys(MAPS), PROG_PIN]) unpin(join(pinDir, name));
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
     if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
     limits = limitsFromSettings(opts.settings);
