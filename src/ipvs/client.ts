@@ -15,7 +15,7 @@ import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
 import { IPVS_GENL_NAME, decode, encode, type IpvsWireMessage } from './codec.js';
 import { describeKey, ipvsKernelError, type IpvsOpContext } from './errors.js';
 import {
-  GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_REQUEST,
+  GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
   decodeFamilyId, encodeGetFamily, encodeNlmsg, parseNlmsgErr, parseNlmsgs, type NlMessage,
 } from './netlink-wire.js';
 import type {
@@ -77,7 +77,9 @@ class Transport {
   private readonly maxBatchBytes: number;
   private readonly timeoutMs: number;
   private seq = Math.floor(Math.random() * 0x7fffffff);
-  private readonly queue: Array<{ seq: number; bytes: Buffer; pending: Pending }> = [];
+  private readonly queue: Array<{ seq: number; bytes: Buffer; dump: boolean; pending: Pending }> = [];
+  /** Sequence number of the dump in flight: the kernel runs one dump per socket (else EBUSY). */
+  private dumpSeq: number | undefined;
   private readonly inflight = new Map<number, Pending>();
   private pumpScheduled = false;
   private watchdog: NodeJS.Timeout | undefined;
@@ -100,7 +102,8 @@ class Transport {
     return new Promise<NlMessage[]>((resolve, reject) => {
       const seq = this.nextSeq();
       const bytes = encodeNlmsg({ type, flags, seq, pid: 0, payload: payloadOrMsg });
-      this.queue.push({ seq, bytes, pending: { ctx, replies: [], resolve, reject, sentAt: 0 } });
+      const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+      this.queue.push({ seq, bytes, dump, pending: { ctx, replies: [], resolve, reject, sentAt: 0 } });
       this.schedulePump();
     });
   }
@@ -141,13 +144,18 @@ class Transport {
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.inflight.size < this.window && !this.closed) {
+    if (this.closed) return;
+    // FIFO: a dump waits for the previous dump to finish, and everything behind it waits too, so
+    // replies always reflect the requests issued before them.
+    while (this.queue.length > 0 && this.inflight.size < this.window && !(this.queue[0]!.dump && this.dumpSeq !== undefined)) {
       const parts: Buffer[] = [];
       const seqs: number[] = [];
       let bytes = 0;
       while (this.queue.length > 0 && this.inflight.size < this.window) {
         const next = this.queue[0]!;
         if (parts.length > 0 && bytes + next.bytes.length > this.maxBatchBytes) break;
+        if (next.dump && this.dumpSeq !== undefined) break;
+        if (next.dump) this.dumpSeq = next.seq;
         this.queue.shift();
         next.pending.sentAt = Date.now();
         this.inflight.set(next.seq, next.pending);
@@ -171,6 +179,7 @@ class Transport {
   }
 
   private onDatagram(buf: Buffer): void {
+    if (this.closed) return;
     let msgs: NlMessage[];
     try {
       msgs = parseNlmsgs(buf);
@@ -192,7 +201,7 @@ class Transport {
         p.replies.push(m);
       }
     }
-    if (this.queue.length > 0 && this.inflight.size <= this.window / 2) this.schedulePump();
+    if (this.queue.length > 0 && (this.inflight.size <= this.window / 2 || (this.queue[0]!.dump && this.dumpSeq === undefined))) this.schedulePump();
     else if (this.inflight.size === 0) this.pump();
   }
 
@@ -200,6 +209,7 @@ class Transport {
     const p = this.inflight.get(seq);
     if (!p) return;
     this.inflight.delete(seq);
+    if (seq === this.dumpSeq) this.dumpSeq = undefined;
     if (error) p.reject(error); else p.resolve(p.replies);
   }
 
