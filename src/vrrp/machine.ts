@@ -105,11 +105,12 @@ export class VrrpMachine {
     return this.masterAdverIntervalCs;
   }
 
-  /** RFC 5798 §6.4.1: the Startup event. */
-  start(): void {
+  /** RFC 5798 §6.4.1: the Startup event; with a fault reason the router starts silent in fault. */
+  start(faultReason?: string): void {
     if (this.current !== 'init') return;
     this.preemptAfter = this.clock.now() + this.cfg.preemptDelayMs;
-    if (this.effective === PRIORITY_OWNER) this.becomeMaster('owner (priority 255)');
+    if (faultReason !== undefined) this.move('fault', faultReason);
+    else if (this.effective === PRIORITY_OWNER) this.becomeMaster('owner (priority 255)');
     else this.becomeBackup('startup');
   }
 
