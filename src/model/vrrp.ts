@@ -117,7 +117,8 @@ export const VrrpInstanceSchema = z
     /** Seconds. v3: 0.01-40.95 in steps of 0.01 (centiseconds on the wire); v2: whole seconds 1-255. */
     advertInterval: z.number().positive().default(1),
     vips: z.array(Vip).min(1, 'needs at least one virtual IP').max(255, 'at most 255 virtual IPs'),
-    preempt: z.boolean().default(true),
+    /** A higher-priority backup takes over a running master (default true). */
+    preempt: z.boolean().optional(),
     /** keepalived spelling of preempt: false. */
     nopreempt: z.boolean().optional(),
     /** Seconds after start-up (or after seeing a lower-priority master) before preempting it. */
@@ -167,7 +168,7 @@ export const VrrpInstanceSchema = z
         issue(['advertInterval'], 'VRRPv3 advertises centiseconds: 0.01-40.95 s in steps of 0.01');
       if (inst.auth && inst.auth.type !== 'none') issue(['auth'], 'VRRPv3 has no authentication (RFC 5798 §9); only version 2 takes auth');
     }
-    if (inst.nopreempt !== undefined && inst.nopreempt === inst.preempt)
+    if (inst.nopreempt !== undefined && inst.preempt !== undefined && inst.nopreempt === inst.preempt)
       issue(['nopreempt'], `contradicts preempt: ${inst.preempt}`);
     if (inst.unicast) {
       if (inst.unicast.source && familyOf(inst.unicast.source) !== family)
@@ -188,7 +189,7 @@ export const VrrpInstanceSchema = z
     return {
       ...rest,
       family,
-      preempt: nopreempt === undefined ? inst.preempt : !nopreempt,
+      preempt: inst.preempt ?? (nopreempt === undefined ? true : !nopreempt),
       auth: inst.auth ?? { type: 'none' as const },
       track: inst.track ?? { interfaces: [], services: [], scripts: [] },
     };

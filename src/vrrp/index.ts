@@ -268,6 +268,8 @@ export class VrrpManager {
       authData, ownAddresses: inst.ownAddresses, ...(cfg.unicast ? { peers: cfg.unicast.peers } : {}),
     };
     this.mState.set({ instance: cfg.name }, STATE_VALUE.init);
+    this.mSent.inc({ instance: cfg.name }, 0);
+    this.mReceived.inc({ instance: cfg.name }, 0);
     ilog.info({ priority: cfg.priority, version: cfg.version, advertInterval: cfg.advertInterval, source, vips: cfg.vips.map((v) => v.address) }, 'starting VRRP instance');
     this.startScripts(inst);
     this.refreshLinkFault(inst);
