@@ -11,7 +11,7 @@ import { FulcrumError } from '../../errors.js';
  * `fulcrum vrrp run --config FILE`: VRRP alone, without the agent (interop tests run it inside a
  * netns with `ip netns exec`). Reads the `vrrp:` section of a config file; SIGTERM/SIGINT stop it
  * cleanly (priority-0 advert from a master, VIPs removed). `--status-file` receives the status
- * JSON after every transition.
+ * JSON after every transition (and every 200 ms when it changed).
  */
 export const vrrpRunCommand: Command = {
   path: ['vrrp', 'run'],
@@ -32,10 +32,15 @@ export const vrrpRunCommand: Command = {
     const logger = createRootLogger();
     const events = new EventBus();
     const manager = new VrrpManager({ logger, events, metrics: createMetricsRegistry({ defaultMetrics: false }) });
+    let written = '';
     const writeStatus = () => {
-      if (statusFile) writeFileAtomic(statusFile, `${JSON.stringify(manager.status())}\n`, 0o644);
+      const text = `${JSON.stringify(manager.status())}\n`;
+      if (statusFile && text !== written) writeFileAtomic(statusFile, text, 0o644);
+      written = text;
     };
     events.subscribe((e) => { if (e.type === 'vrrp-transition') writeStatus(); });
+    // The master's address and the tracked priority change without a transition: refresh too.
+    const refresh = statusFile ? setInterval(writeStatus, 200) : undefined;
     await manager.update(file.vrrp);
     writeStatus();
     io.stdout.write(`vrrp: running ${file.vrrp.map((i) => i.name).join(', ')}\n`);
@@ -44,6 +49,7 @@ export const vrrpRunCommand: Command = {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+    clearInterval(refresh);
     await manager.close();
     writeStatus();
     return 0;
