@@ -74,6 +74,8 @@ interface Instance {
   warned: Set<string>;
   stopped: boolean;
   receiveCheck: ReceiveCheckConfig | undefined;
+  /** Set while a stopping master waits for its successor's first advert (see handover()). */
+  handoverDone: (() => void) | undefined;
 }
 
 interface SharedTransport {
@@ -155,7 +157,7 @@ export class VrrpManager {
       const inst: Instance = {
         cfg, key: JSON.stringify(cfg), machine: undefined, link: undefined, source: undefined, ownAddresses: [],
         transportKey: undefined, scriptFailed: new Map(), scriptCounters: new Map(), scriptTimers: [], ownFault: undefined,
-        groupFault: undefined, queue: Promise.resolve(), garpTimers: [], warned: new Set(), stopped: false, receiveCheck: undefined,
+        groupFault: undefined, queue: Promise.resolve(), garpTimers: [], warned: new Set(), stopped: false, receiveCheck: undefined, handoverDone: undefined,
       };
       this.instances.set(cfg.name, inst);
       await this.startInstance(inst);
@@ -314,6 +316,10 @@ export class VrrpManager {
     });
     if (t.to === 'master') {
       inst.queue = inst.queue.then(() => this.addVips(inst, ilog));
+    } else if (t.from === 'master' && t.to === 'init') {
+      // Planned stop: keep serving until the successor announces itself (make before break).
+      const wait = this.handover(inst);
+      inst.queue = inst.queue.then(() => wait).then(() => { this.cancelGarp(inst); return this.removeVips(inst, ilog); });
     } else {
       this.cancelGarp(inst);
       inst.queue = inst.queue.then(() => this.removeVips(inst, ilog));
@@ -368,6 +374,26 @@ export class VrrpManager {
       if (intervalMs === 0) sendAll();
       else inst.garpTimers.push(this.clock.setTimeout(sendAll, i * intervalMs));
     }
+  }
+
+  /**
+   * After its priority-0 advert a stopping master keeps its VIPs until the backup that takes over
+   * sends its first advert (it sends its gratuitous ARPs right after), or, with no backup, until a
+   * backup's Master_Down_Interval would have run out. The RFC only says "transition to Initialize";
+   * holding the addresses for that one Skew_Time turns a planned stop into a near-zero outage for
+   * clients instead of a Skew_Time-long one.
+   */
+  private handover(inst: Instance): Promise<void> {
+    const limitMs = 4 * inst.cfg.advertInterval * 1000;
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(() => done(), limitMs);
+      const done = () => {
+        this.clock.clearTimeout(timer);
+        inst.handoverDone = undefined;
+        resolve();
+      };
+      inst.handoverDone = done;
+    });
   }
 
   private cancelGarp(inst: Instance): void {
@@ -437,6 +463,7 @@ export class VrrpManager {
     if (!target?.machine || !target.receiveCheck) return this.drop(shared.ifname, 'unknown-vrid', `VRID ${advert.vrid} from ${p.src}`);
     const check = checkReceived(advert, p.ttl, p.src, target.receiveCheck);
     if (!check.ok) return this.drop(shared.ifname, check.reason, check.detail);
+    if (target.handoverDone && advert.priority > 0) target.handoverDone();
     for (const w of check.warnings) {
       if (target.warned.has(w)) continue;
       target.warned.add(w);

@@ -77,7 +77,7 @@ export interface Router {
   output(): string;
   /** SIGTERM and wait for the exit (a master sends priority 0 and drops its VIPs). */
   stop(): Promise<void>;
-  /** SIGKILL: no priority 0, VIPs stay (pair with taking the link down to model a dead node). */
+  /** SIGKILL of every process in the router's netns: no priority 0, VIPs stay (pair with unplug). */
   kill(): Promise<void>;
   /** Fulcrum only: the last status written (instances with state and master address). */
   status(): { state: string; masterAddress?: string; priority: number }[] | undefined;
@@ -100,11 +100,20 @@ function startProcess(kind: Router['kind'], ns: Netns, cmd: string, args: string
     clearTimeout(timer);
     rmSync(dir, { recursive: true, force: true });
   };
+  const killAll = async () => {
+    // keepalived forks its VRRP child: SIGKILL of the parent leaves the child running. A dead node
+    // is every process of its netns gone (the only processes there are this router's).
+    const pids = await run('ip', ['netns', 'pids', ns.name], { allowFail: true });
+    for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    }
+    await stopWith('SIGKILL');
+  };
   return {
     kind, ns, proc,
     output: () => out,
     stop: () => stopWith('SIGTERM'),
-    kill: () => stopWith('SIGKILL'),
+    kill: killAll,
     status: () => {
       if (!statusFile) return undefined;
       try { return JSON.parse(readFileSync(statusFile, 'utf8')); } catch { return undefined; }

@@ -59,7 +59,14 @@ async function setup() {
   });
   const flush = async () => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
   const step = async (ms: number) => { clock.advance(ms); await flush(); };
-  return { clock, host, transports, events, seen, metrics, manager, flush, step };
+  /** Runs the fake clock until `p` settles (a stopping master waits for its successor, bounded). */
+  const settle = async <T>(p: Promise<T>): Promise<T> => {
+    let done = false;
+    const out = p.finally(() => { done = true; });
+    for (let i = 0; i < 200 && !done; i++) await step(100);
+    return out;
+  };
+  return { clock, host, transports, events, seen, metrics, manager, flush, step, settle };
 }
 
 const base = (over: Partial<VrrpInstanceInput> = {}): VrrpInstanceInput => ({ name: 'vi1', interface: 'eth0', vrid: 7, priority: 150, vips: ['10.0.0.100'], ...over });
@@ -71,7 +78,7 @@ function advertFrom(src: string, over: Partial<VrrpAdvert> = {}, ttl = 255): Rec
 }
 
 test('manager: alone on the link it becomes master, adds the VIP, sends GARP, publishes and counts', async () => {
-  const { manager, host, transports, seen, metrics, step, flush } = await setup();
+  const { manager, host, transports, seen, metrics, step, flush, settle } = await setup();
   await manager.update(parse([base()]));
   await flush();
   assert.equal(manager.status()[0]!.state, 'backup');
@@ -97,14 +104,14 @@ test('manager: alone on the link it becomes master, adds the VIP, sends GARP, pu
   assert.match(text, /fulcrum_vrrp_adverts_sent_total\{instance="vi1"\} 1/);
   await step(5000);
   assert.equal(host.frames.length, 10, 'a second burst after garp.delay (5 s)');
-  await manager.close();
+  await settle(manager.close());
   assert.deepEqual([...host.vips], [], 'close removes the VIP');
   assert.equal(t.sent.at(-1)!.advert.priority, 0, 'close sends priority 0');
   assert.ok(t.closed);
 });
 
 test('manager: a higher-priority peer keeps us backup; its priority 0 hands over after Skew_Time', async () => {
-  const { manager, host, transports, step, flush } = await setup();
+  const { manager, host, transports, step, flush, settle } = await setup();
   await manager.update(parse([base()]));
   await flush();
   const t = transports[0]!;
@@ -115,11 +122,11 @@ test('manager: a higher-priority peer keeps us backup; its priority 0 hands over
   await step(((256 - 150) * 1000) / 256 + 1);
   assert.equal(manager.status()[0]!.state, 'master');
   assert.deepEqual([...host.vips], ['2:10.0.0.100']);
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: malformed and foreign packets are dropped with a counted reason, never thrown', async () => {
-  const { manager, transports, metrics, flush } = await setup();
+  const { manager, transports, metrics, flush, settle } = await setup();
   await manager.update(parse([base()]));
   await flush();
   const t = transports[0]!;
@@ -135,11 +142,11 @@ test('manager: malformed and foreign packets are dropped with a counted reason, 
   for (const reason of ['truncated', 'ttl', 'unknown-vrid', 'version', 'bad-checksum', 'own-packet'])
     assert.match(text, new RegExp(`fulcrum_vrrp_drops_total\\{interface="eth0",reason="${reason}"\\} 1`), reason);
   assert.match(text, /fulcrum_vrrp_adverts_received_total\{instance="vi1"\} 0/);
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: v2 with a password sends it and drops adverts with another one', async () => {
-  const { manager, transports, metrics, step, flush } = await setup();
+  const { manager, transports, metrics, step, flush, settle } = await setup();
   await manager.update(parse([base({ version: 2, auth: { type: 'pass', password: 'secret12' } })]));
   await flush();
   const t = transports[0]!;
@@ -151,11 +158,11 @@ test('manager: v2 with a password sends it and drops adverts with another one', 
   assert.equal(sent.authType, 1);
   assert.deepEqual(sent.authData, passwordAuthData('secret12'));
   assert.match(await metrics.metrics(), /reason="auth-password"\} 1/);
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: unicast peers get the adverts instead of the group, others are dropped', async () => {
-  const { manager, transports, metrics, step, flush } = await setup();
+  const { manager, transports, metrics, step, flush, settle } = await setup();
   await manager.update(parse([base({ unicast: { peers: ['10.0.0.2', '10.0.0.3'] } })]));
   await flush();
   const t = transports[0]!;
@@ -163,11 +170,11 @@ test('manager: unicast peers get the adverts instead of the group, others are dr
   await step(4000);
   assert.deepEqual(t.sent.slice(0, 2).map((s) => s.dst), ['10.0.0.2', '10.0.0.3']);
   assert.match(await metrics.metrics(), /reason="not-from-peer"\} 1/);
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: tracked interface down without weight forces fault (VIP removed), back up recovers', async () => {
-  const { manager, host, transports, seen, step, flush } = await setup();
+  const { manager, host, transports, seen, step, flush, settle } = await setup();
   await manager.update(parse([base({ track: { interfaces: [{ interface: 'eth1' }] } })]));
   await flush();
   await step(4000);
@@ -182,11 +189,11 @@ test('manager: tracked interface down without weight forces fault (VIP removed),
   await step(250);
   assert.equal(manager.status()[0]!.state, 'backup');
   assert.ok(seen.some((e) => e.type === 'vrrp-transition' && (e.data as { to: string }).to === 'fault'));
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: weights: a tracked service below quorum and a failing script lower the priority', async () => {
-  const { manager, transports, step, flush } = await setup();
+  const { manager, transports, step, flush, settle } = await setup();
   await manager.update(parse([base({ track: { services: [{ service: 'web', weight: -30 }], scripts: [{ name: 'chk', argv: ['false'], interval: 1, weight: -20 }] } })]));
   await flush();
   await new Promise((r) => setTimeout(r, 200)); // the script (a real process) runs once
@@ -198,11 +205,11 @@ test('manager: weights: a tracked service below quorum and a failing script lowe
   assert.equal(manager.status()[0]!.priority, 130);
   await step(4000);
   assert.equal(transports[0]!.sent[0]!.advert.priority, 130, 'the advert carries the tracked priority');
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: sync group members follow each other into master and fault', async () => {
-  const { manager, host, transports, step, flush } = await setup();
+  const { manager, host, transports, step, flush, settle } = await setup();
   await manager.update(parse([
     base({ name: 'a', syncGroup: 'g', priority: 150 }),
     base({ name: 'b', interface: 'eth1', vrid: 8, vips: ['10.1.0.100'], syncGroup: 'g', priority: 100 }),
@@ -218,30 +225,30 @@ test('manager: sync group members follow each other into master and fault', asyn
   assert.deepEqual(Object.fromEntries(manager.status().map((s) => [s.name, s.state])), { a: 'fault', b: 'fault' });
   assert.equal(host.vips.size, 0);
   assert.ok(transports.length === 2);
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: update restarts changed instances, stops removed ones, rejects invalid sets atomically', async () => {
-  const { manager, host, step, flush } = await setup();
+  const { manager, host, step, flush, settle } = await setup();
   await manager.update(parse([base()]));
   await step(4000);
   assert.deepEqual([...host.vips], ['2:10.0.0.100']);
-  await manager.update(parse([base({ vips: ['10.0.0.101'] })]));
+  await settle(manager.update(parse([base({ vips: ['10.0.0.101'] })])));
   await flush();
   assert.deepEqual([...host.vips], [], 'the old VIP went with the old instance');
   await step(4000);
   assert.deepEqual([...host.vips], ['2:10.0.0.101']);
   await assert.rejects(manager.update([...parse([base()]), ...parse([base({ vrid: 9 })])]), /duplicate VRRP instance name vi1/);
   assert.equal(manager.status()[0]!.vips[0], '10.0.0.101/32', 'nothing changed');
-  await manager.update([]);
+  await settle(manager.update([]));
   await flush();
   assert.deepEqual(manager.status(), []);
   assert.deepEqual([...host.vips], []);
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: split brain is detected and published', async () => {
-  const { manager, transports, seen, step, flush } = await setup();
+  const { manager, transports, seen, step, flush, settle } = await setup();
   await manager.update(parse([base()]));
   await flush();
   await step(4000);
@@ -251,11 +258,11 @@ test('manager: split brain is detected and published', async () => {
   assert.ok(e);
   assert.equal((e.data as { weWin: boolean }).weWin, true);
   assert.equal(manager.status()[0]!.state, 'master');
-  await manager.close();
+  await settle(manager.close());
 });
 
 test('manager: IPv6 instance uses the link-local source, ff02::12 and unsolicited NAs', async () => {
-  const { manager, host, transports, step, flush } = await setup();
+  const { manager, host, transports, step, flush, settle } = await setup();
   await manager.update(parse([base({ vips: ['2001:db8::100/64'] })]));
   await flush();
   await step(4000);
@@ -266,5 +273,40 @@ test('manager: IPv6 instance uses the link-local source, ff02::12 and unsolicite
   const na = host.frames[0]!.frame;
   assert.equal(na.readUInt16BE(12), 0x86dd);
   assert.equal(na[14 + 40], 136, 'ICMPv6 neighbour advertisement');
-  await manager.close();
+  await settle(manager.close());
+});
+
+test('manager: a stopping master keeps its VIPs until the successor advertises (make before break)', async () => {
+  const { manager, host, transports, step, flush } = await setup();
+  await manager.update(parse([base()]));
+  await flush();
+  await step(4000);
+  assert.equal(manager.status()[0]!.state, 'master');
+  const closing = manager.close();
+  await flush();
+  const t = transports[0]!;
+  assert.equal(t.sent.at(-1)!.advert.priority, 0, 'priority 0 sent at once');
+  await step(300);
+  assert.deepEqual([...host.vips], ['2:10.0.0.100'], 'still serving while the backup waits Skew_Time');
+  t.inject(advertFrom('10.0.0.2', { priority: 100 }));
+  await flush();
+  await closing;
+  assert.deepEqual([...host.vips], [], 'removed as soon as the successor advertised');
+});
+
+test('manager: a stopping master with no successor removes its VIPs after 4 advert intervals', async () => {
+  const { manager, host, step, flush } = await setup();
+  await manager.update(parse([base({ advertInterval: 0.5 })]));
+  await flush();
+  await step(2500);
+  assert.equal(manager.status()[0]!.state, 'master');
+  let closed = false;
+  const closing = manager.close().then(() => { closed = true; });
+  await flush();
+  await step(1900);
+  assert.equal(closed, false);
+  assert.equal(host.vips.size, 1);
+  await step(200);
+  await closing;
+  assert.equal(host.vips.size, 0);
 });

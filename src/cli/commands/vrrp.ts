@@ -4,7 +4,7 @@ import { createRootLogger } from '../../log.js';
 import { EventBus } from '../../events.js';
 import { createMetricsRegistry } from '../../metrics.js';
 import { VrrpManager } from '../../vrrp/index.js';
-import { writeFileAtomic } from '../../util/atomic-file.js';
+import { renameSync, writeFileSync } from 'node:fs';
 import { FulcrumError } from '../../errors.js';
 
 /**
@@ -35,10 +35,15 @@ export const vrrpRunCommand: Command = {
     let written = '';
     const writeStatus = () => {
       const text = `${JSON.stringify(manager.status())}\n`;
-      if (statusFile && text !== written) writeFileAtomic(statusFile, text, 0o644);
+      if (!statusFile || text === written) return;
+      // Replaced by rename (readers never see half a file) but not fsync'ed: it is a view of
+      // live state, and an fsync here would stall the event loop on the failover path.
+      const tmp = `${statusFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, text, { mode: 0o644 });
+      renameSync(tmp, statusFile);
       written = text;
     };
-    events.subscribe((e) => { if (e.type === 'vrrp-transition') writeStatus(); });
+    events.subscribe((e) => { if (e.type === 'vrrp-transition') setImmediate(writeStatus); });
     // The master's address and the tracked priority change without a transition: refresh too.
     const refresh = statusFile ? setInterval(writeStatus, 200) : undefined;
     await manager.update(file.vrrp);
