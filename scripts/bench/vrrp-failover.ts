@@ -7,7 +7,9 @@
  * Usage (root, after `npm run build`):
  *   node dist/scripts/bench/vrrp-failover.js [--failovers 10] [--intervals 1,0.1] [--modes stop,crash]
  * Modes: stop = SIGTERM (a master sends priority 0: takeover after Skew_Time);
- *        crash = SIGKILL and the master's link down (takeover after Master_Down_Interval).
+ *        crash = the master's link down, then SIGKILL (takeover after Master_Down_Interval, which
+ *        runs from the last advert heard: the outage varies by up to one advert interval with the
+ *        phase of the crash, for both implementations alike).
  */
 import { Lan } from '../../test/helpers/lan.js';
 import { netnsSkipReason } from '../../test/helpers/netns.js';
@@ -56,7 +58,9 @@ async function runPair(kind: Kind, interval: number, mode: Mode): Promise<number
       await waitFor('client replies from A', async () => (await neighbourMac(c, VIP)) === MAC.a && pinger!.repliesAfter(Date.now() - 200) > 5, 15_000);
       const t0 = Date.now();
       if (mode === 'stop') await master.stop();
-      else { await master.kill(); await unplug(a); }
+      // A dead node: first gone from the segment (the client's last reply and A's last advert
+      // both precede this), then its processes die, so nothing is sent in between.
+      else { await unplug(a); await master.kill(); }
       await waitFor('B to take the VIP', () => holdsVip(b, VIP), 15_000 + settle);
       await waitFor('client replies from B', async () => (await neighbourMac(c, VIP)) === MAC.b && pinger!.repliesAfter(Date.now() - 200) > 5, 15_000);
       const gap = pinger.largestGap(t0 - 500, Date.now());

@@ -130,18 +130,23 @@ export class VrrpManager {
 
   /**
    * Applies the desired instances: new ones start (as backup, or master when owner), removed
-   * ones stop (priority 0, VIPs removed), changed ones restart. Throws INVALID_CONFIG, changing
-   * nothing, when the set is invalid.
+   * ones stop (priority 0, VIPs removed), changed ones restart. An invalid set throws
+   * INVALID_CONFIG synchronously and changes nothing. The returned promise (settled when the
+   * change is applied) never rejects: a runtime failure is logged and published as `vrrp-error`,
+   * so a caller that does not await it cannot crash on an unhandled rejection.
    */
   update(instances: readonly VrrpInstance[]): Promise<void> {
-    if (this.closed) return Promise.reject(new FulcrumError('CONFLICT', 'the VRRP manager is closed'));
+    if (this.closed) throw new FulcrumError('CONFLICT', 'the VRRP manager is closed');
     const parsed = VrrpInstancesSchema.safeParse(instances.map(toInput));
     if (!parsed.success) {
       const text = parsed.error.issues.map((i) => `vrrp[${i.path.join('.')}]: ${i.message}`).join('\n');
-      return Promise.reject(new FulcrumError('INVALID_CONFIG', `invalid VRRP instances:\n${text}`, { details: parsed.error.issues }));
+      throw new FulcrumError('INVALID_CONFIG', `invalid VRRP instances:\n${text}`, { details: parsed.error.issues });
     }
-    const run = this.updating.then(() => this.apply(parsed.data));
-    this.updating = run.catch(() => undefined);
+    const run = this.updating.then(() => this.apply(parsed.data)).catch((e: unknown) => {
+      this.log.error({ err: e }, 'applying VRRP instances failed');
+      this.events.publish({ type: 'vrrp-error', component: 'vrrp', message: `applying VRRP instances failed: ${(e as Error).message}` });
+    });
+    this.updating = run;
     return run;
   }
 

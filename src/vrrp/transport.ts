@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import koffi from 'koffi';
 import { EventEmitter } from 'node:events';
 import { ipToBytes, type Family } from '../model/net.js';
 import { FeatureMissingError, KernelError } from '../errors.js';
@@ -16,10 +17,11 @@ import { decodeIpv4, encodeIpv4, IPPROTO_VRRP, VRRP_MCAST_V4, VRRP_MCAST_V6, VRR
  * IPV6_MULTICAST_IF, IPV6_JOIN_GROUP and IPV6_TCLASS are plain setsockopt calls with int or Buffer
  * values. What it lacks is bind(), sendmsg() and recvmsg(): the source address is the kernel's
  * choice (the interface's link-local address; IPv6 VIPs are added deprecated so they are never
- * chosen, see kernel.ts), an AF_INET6 raw socket delivers no IPv6 header and the hop limit only
- * arrives as IPV6_HOPLIMIT ancillary data, so received IPv6 adverts are not hop-limit checked
- * (`ttl` is undefined) and their destination is taken to be ff02::12 (or the source of ours for
- * unicast). A koffi recvmsg() path would close that gap; not done yet.
+ * chosen, see kernel.ts), and an AF_INET6 raw socket delivers no IPv6 header (the hop limit only
+ * arrives as IPV6_HOPLIMIT ancillary data). So the RFC's hop-limit-255 check is a classic BPF
+ * socket filter (SO_ATTACH_FILTER) that reads the hop limit from the network header: the kernel
+ * drops the rest before we see them (they are not in the drop counters; `ttl` is undefined).
+ * The destination is taken to be ff02::12 (or our own address for unicast).
  */
 
 export interface ReceivedPacket {
@@ -160,6 +162,40 @@ class RawTransport implements VrrpTransport {
   }
 }
 
+const SO_ATTACH_FILTER = 26;
+
+/**
+ * Classic BPF: accept only packets whose IPv6 hop limit is 255 (RFC 5798 §7.1). SKF_NET_OFF
+ * addresses the network header whatever the socket's data offset. setsockopt takes a
+ * struct sock_fprog { u16 len; struct sock_filter *filter }: the instructions live in memory from
+ * koffi.alloc, whose address goes into the Buffer; the kernel copies them during the call.
+ */
+function attachHopLimitFilter(sock: RawSocket): void {
+  const SKF_NET_OFF = 0xfff00000;
+  const insns: [number, number, number, number][] = [
+    [0x30, 0, 0, SKF_NET_OFF + 7], // BPF_LD|BPF_B|BPF_ABS: the hop limit byte
+    [0x15, 0, 1, VRRP_TTL], // BPF_JMP|BPF_JEQ|BPF_K
+    [0x06, 0, 0, 0xffffffff], // BPF_RET: whole packet
+    [0x06, 0, 0, 0], // BPF_RET: drop
+  ];
+  const mem = koffi.alloc('uint8_t', insns.length * 8);
+  try {
+    const code = Buffer.from(koffi.view(mem, insns.length * 8));
+    insns.forEach(([op, jt, jf, k], i) => {
+      code.writeUInt16LE(op, i * 8);
+      code[i * 8 + 2] = jt;
+      code[i * 8 + 3] = jf;
+      code.writeUInt32LE(k >>> 0, i * 8 + 4);
+    });
+    const fprog = Buffer.alloc(16);
+    fprog.writeUInt16LE(insns.length, 0);
+    fprog.writeBigUInt64LE(koffi.address(mem), 8);
+    setopt(sock, 'SO_ATTACH_FILTER (hop limit 255)', SOL_SOCKET, SO_ATTACH_FILTER, fprog);
+  } finally {
+    koffi.free(mem);
+  }
+}
+
 function ifnameBuffer(ifname: string): Buffer {
   const b = Buffer.alloc(16);
   b.write(ifname, 'utf8');
@@ -194,6 +230,7 @@ export const rawTransportFactory: TransportFactory = (opts) => {
       mreq.writeInt32LE(opts.ifindex, 16);
       setopt(sock, 'IPV6_JOIN_GROUP', IPPROTO_IPV6, IPV6_JOIN_GROUP, mreq);
       setopt(sock, 'IPV6_TCLASS', IPPROTO_IPV6, IPV6_TCLASS, 0xc0);
+      attachHopLimitFilter(sock);
     }
   } catch (e) {
     sock.close();

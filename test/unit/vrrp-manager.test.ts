@@ -238,7 +238,7 @@ test('manager: update restarts changed instances, stops removed ones, rejects in
   assert.deepEqual([...host.vips], [], 'the old VIP went with the old instance');
   await step(4000);
   assert.deepEqual([...host.vips], ['2:10.0.0.101']);
-  await assert.rejects(manager.update([...parse([base()]), ...parse([base({ vrid: 9 })])]), /duplicate VRRP instance name vi1/);
+  assert.throws(() => manager.update([...parse([base()]), ...parse([base({ vrid: 9 })])]), /duplicate VRRP instance name vi1/);
   assert.equal(manager.status()[0]!.vips[0], '10.0.0.101/32', 'nothing changed');
   await settle(manager.update([]));
   await flush();
@@ -309,4 +309,23 @@ test('manager: a stopping master with no successor removes its VIPs after 4 adve
   await step(200);
   await closing;
   assert.equal(host.vips.size, 0);
+});
+
+test('manager: a missing interface is a fault that clears when the link appears; kernel errors never reject update()', async () => {
+  const { manager, host, seen, step, flush, settle } = await setup();
+  await manager.update(parse([base({ interface: 'eth9' })]));
+  assert.equal(manager.status()[0]!.state, 'fault');
+  assert.match(manager.status()[0]!.fault ?? '', /interface eth9 not found/);
+  host.links_.push({ index: 9, name: 'eth9', mac: '02:00:00:00:00:09', up: true });
+  await step(250);
+  await flush();
+  assert.equal(manager.status()[0]!.state, 'backup');
+  await settle(manager.close());
+
+  const broken = await setup();
+  broken.host.addresses = async () => { throw new Error('netlink: EPERM'); };
+  await broken.manager.update(parse([base()]));
+  assert.ok(broken.seen.some((e) => e.type === 'vrrp-error' && /EPERM/.test(e.message)));
+  await broken.settle(broken.manager.close());
+  assert.ok(seen.length > 0);
 });
