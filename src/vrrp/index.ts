@@ -152,10 +152,10 @@ export class VrrpManager {
 
   private async apply(desired: VrrpInstance[]): Promise<void> {
     const wanted = new Map(desired.map((d) => [d.name, d]));
-    for (const [name, inst] of [...this.instances]) {
-      const next = wanted.get(name);
-      if (!next || JSON.stringify(next) !== inst.key) await this.stopInstance(inst);
-    }
+    // Stopped together: each stopping master waits for its successor (handover()).
+    await Promise.all(
+      [...this.instances].filter(([name, inst]) => JSON.stringify(wanted.get(name)) !== inst.key).map(([, inst]) => this.stopInstance(inst)),
+    );
     await this.refreshLinks();
     for (const cfg of desired) {
       if (this.instances.has(cfg.name)) continue;
@@ -201,7 +201,7 @@ export class VrrpManager {
     await this.updating;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
-    for (const inst of [...this.instances.values()]) await this.stopInstance(inst);
+    await Promise.all([...this.instances.values()].map((inst) => this.stopInstance(inst)));
     for (const t of this.transports.values()) t.transport.close();
     this.transports.clear();
     this.hostValue?.close();
