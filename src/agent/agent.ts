@@ -125,9 +125,12 @@ export class Agent {
       else this.log.info('the config file is unchanged since it last seeded the store; the stored state wins');
     }
     await this.detect(pendingSeed ?? this.stored.state);
-    this.deps.vrrp?.update([...this.stored.state.vrrp]);
+    this.updateVrrp(this.stored.state);
     this.deps.health?.update([...this.stored.state.services]);
-    this.deps.health?.on('change', () => void this.reconcile('health').catch(() => undefined));
+    this.deps.health?.on('change', () => {
+      this.reportHealthToVrrp();
+      void this.reconcile('health').catch(() => undefined);
+    });
 
     // Bring the kernel to the stored state first: a start that only re-asserts what the kernel
     // already holds plans no steps, so established flows are untouched.
@@ -331,7 +334,7 @@ export class Agent {
         this.deps.logger.child({ component: p.dataplane, service: step.service }).info({ step: step.kind, revision: saved.revision }, step.description);
       }
     this.deps.health?.update([...next.services]);
-    if (!sameValue(current.state.vrrp, next.vrrp)) this.deps.vrrp?.update([...next.vrrp]);
+    if (!sameValue(current.state.vrrp, next.vrrp)) this.updateVrrp(next);
     this.deps.events.publish({
       type: 'apply',
       component: 'agent',
@@ -340,6 +343,24 @@ export class Agent {
     });
     this.lastReconcile = { trigger: 'change', time: saved.updatedAt!, result: 'ok', steps: plan.reduce((n, p) => n + p.steps.length, 0), durationMs: Date.now() - started };
     return { revision: saved.revision, changed, applied: true, dryRun: false, diff, plan };
+  }
+
+  /** VRRP applies in the background; its failures are logged and published by the manager. */
+  private updateVrrp(state: DesiredState): void {
+    if (!this.deps.vrrp) return;
+    try {
+      void this.deps.vrrp.update([...state.vrrp]);
+    } catch (e) {
+      this.log.error({ err: errorFields(e) }, 'vrrp instances not applied');
+    }
+  }
+
+  /** Tells VRRP which services hold their health quorum (for tracked services). */
+  private reportHealthToVrrp(): void {
+    const vrrp = this.deps.vrrp, health = this.deps.health;
+    if (!vrrp?.setServiceHealth || !health) return;
+    const status = health.status() as Array<{ service: string; quorum: { held: boolean } | null; backends: Array<{ state: string }> }>;
+    for (const s of status) vrrp.setServiceHealth(s.service, s.quorum ? s.quorum.held : s.backends.some((b) => b.state === 'up'));
   }
 
   /** Brings dataplanes that already took the new state back to `state`; failures are logged. */

@@ -234,3 +234,40 @@ describe('agent: reconcile loop', () => {
     }
   });
 });
+
+describe('agent: health and VRRP wiring', () => {
+  test('a health change reconciles with health applied and tells VRRP which services hold quorum', async () => {
+    const { EventEmitter } = await import('node:events');
+    const dir = tmp();
+    const down = new Set<string>();
+    const health = Object.assign(new EventEmitter(), {
+      updates: 0,
+      update() { this.updates++; },
+      effectiveServices: (services: any[]) => services.map((s) => ({ ...s, backends: s.backends.map((b: any) => (down.has(b.address) ? { ...b, weight: 0 } : b)) })),
+      status: () => [{ service: 'web', quorum: null, backends: [{ state: down.size ? 'down' : 'up' }] }],
+      close() {},
+    });
+    const vrrpCalls: string[] = [];
+    const vrrp = { update: (i: unknown[]) => { vrrpCalls.push(`update ${i.length}`); return Promise.resolve(); }, setServiceHealth: (s: string, h: boolean) => vrrpCalls.push(`${s} ${h}`), status: () => [], close() {} };
+    try {
+      const ipvs = new FakeDataplane('ipvs');
+      const agent = buildAgent({
+        settings: AgentSettingsSchema.parse({ stateDir: dir }), factories: fakeFactories({ ipvs }), store: new FileStateStore(dir),
+        clock: new ManualClock(), logger: silentLogger(), metrics: createMetricsRegistry({ defaultMetrics: false }), events: new EventBus(), health, vrrp,
+      });
+      await agent.start();
+      assert.deepEqual(vrrpCalls, ['update 0']);
+      await agent.change(change([svc('web', '10.0.0.1')]), who);
+      assert.equal(health.updates, 2, 'health follows the desired state');
+      down.add('10.0.1.1');
+      health.emit('change');
+      await agent.reconcile('test'); // queued after the health reconcile
+      assert.equal(ipvs.kernel.get('web')!.backends[0]!.weight, 0, 'the down backend is at weight 0 in the kernel');
+      assert.equal(agent.service('web')!.backends[0]!.weight, 1, 'the desired state is unchanged');
+      assert.deepEqual(vrrpCalls, ['update 0', 'web false']);
+      await agent.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
