@@ -88,7 +88,12 @@ async function runLocked(settings: AgentSettings, seed: DesiredState | undefined
   const https = api.tls ? { cert: readPem(api.tls.cert, 'agent.api.tls.cert'), key: readPem(api.tls.key, 'agent.api.tls.key') } : undefined;
   if (api.insecure && !api.tls) logger.warn({ host: api.host }, 'the API serves plain HTTP on a non-loopback address (insecure: true)');
 
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.close().catch(() => undefined); // releases dataplane handles; kernel state stays
+    throw e;
+  }
   const app = await buildApp({ agent, events, metrics, tokens, settings: api, logger, https });
   try {
     await app.listen({ host: api.host, port: api.port });
