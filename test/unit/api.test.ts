@@ -320,6 +320,29 @@ describe('REST API rules (fake dataplanes, app.inject)', () => {
     }
   });
 
+  test('every change writes one audit line: who, what, result', async () => {
+    const { pino } = await import('pino');
+    const { Writable } = await import('node:stream');
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write(c, _e, cb) { for (const l of c.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    const h = await harness({ logger: pino({ level: 'info' }, sink) });
+    try {
+      await h.app.inject({ method: 'PUT', url: '/v1/services/web', headers: admin, payload: web });
+      await h.app.inject({ method: 'PUT', url: '/v1/services/web', headers: admin, payload: web });
+      await h.app.inject({ method: 'DELETE', url: '/v1/services/web', headers: { ...admin, 'if-match': '"0"' } });
+      await h.app.inject({ method: 'PUT', url: '/v1/services/web?dryRun=true', headers: admin, payload: web });
+      await new Promise((r) => setImmediate(r));
+      const audit = lines.filter((l) => l.component === 'audit').map((l) => [l.who, l.what, l.result, l.code]);
+      assert.deepEqual(audit, [
+        ['ops', 'put service web', 'applied', undefined],
+        ['ops', 'put service web', 'unchanged', undefined],
+        ['ops', 'delete service web', 'failed', 'PRECONDITION_FAILED'],
+      ]);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('an internal error is a 500 from the catalogue without a stack', async () => {
     const h = await harness();
     try {
