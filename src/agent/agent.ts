@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { AgentSettings } from '../model/agent.js';
 import { formatEndpoint, parseDesiredState, parseEndpoint, type DesiredState, type Service } from '../model/index.js';
 import { changedServices, diffStates, type DiffLine } from './diff.js';
+import { parseChangedState, rememberValid } from './validate.js';
 import type { Clock, DataplaneFactories, DataplaneName, HealthPort, VrrpPort } from './ports.js';
 import { canonicalJson, sameValue, stateDigest, type StateStore, type StoredState } from './store.js';
 
@@ -115,7 +116,7 @@ export class Agent {
     const { store, seed } = this.deps;
     const loaded = store.load();
     if (loaded) {
-      this.stored = loaded;
+      this.stored = { ...loaded, state: rememberValid(loaded.state) };
       this.log.info({ revision: loaded.revision, services: loaded.state.services.length, store: store.location }, 'loaded the stored desired state');
     }
     let pendingSeed: DesiredState | undefined;
@@ -269,7 +270,7 @@ export class Agent {
       throw new FulcrumError('PRECONDITION_FAILED', `If-Match revision ${options.ifMatch} does not match the current revision ${current.revision}`, {
         details: { current: current.revision },
       });
-    const next = parseDesiredState(mutate(current.state));
+    const next = parseChangedState(mutate(current.state));
     const diff = diffStates(current.state, next);
     const changed = diff.length > 0;
     const touched = changedServices(current.state, next);

@@ -271,3 +271,29 @@ describe('agent: health and VRRP wiring', () => {
     }
   });
 });
+
+describe('agent: incremental validation', () => {
+  test('gives the same result and the same field-naming errors as a whole-state parse', async () => {
+    const { parseChangedState, rememberValid } = await import('../../src/agent/validate.js');
+    const base = rememberValid(parseDesiredState({ services: [svc('a', '10.0.0.1'), svc('b', '10.0.0.2'), { name: 'v6', address: '2001:db8::1', port: 443, backends: [{ address: '2001:db8::2' }] }] }));
+    // A mutation keeps unchanged services by identity and replaces one.
+    const mutated = { ...base, services: base.services.map((s) => (s.name === 'b' ? { ...s, backends: [{ ...s.backends[0]!, weight: 7 }] } : s)) };
+    const fast = parseChangedState(mutated);
+    assert.deepEqual(fast, parseDesiredState(JSON.parse(JSON.stringify(mutated))));
+    assert.equal(fast.services[0], base.services[0], 'unchanged services are kept, not re-parsed');
+    assert.ok(Object.isFrozen(fast.services[1]!.backends[0]));
+    // Errors: in a changed service, and across services (the state-level rules still apply).
+    const bad = (input: unknown) => {
+      let fastErr = '', fullErr = '';
+      try { parseChangedState(input); } catch (e) { fastErr = (e as Error).message; }
+      try { parseDesiredState(JSON.parse(JSON.stringify(input))); } catch (e) { fullErr = (e as Error).message; }
+      assert.ok(fastErr, 'the incremental parse refuses it');
+      assert.equal(fastErr, fullErr);
+      return fastErr;
+    };
+    assert.match(bad({ ...base, services: [...base.services, { ...svc('c', '10.0.0.3'), port: 0 }] }), /services\[3\]\.port: Too small/);
+    assert.match(bad({ ...base, services: [...base.services, svc('a', '10.0.0.9')] }), /services\[3\]\.name: duplicate service name a/);
+    assert.match(bad({ ...base, services: [...base.services, svc('d', '10.0.0.1')] }), /services\[3\]: tcp 10\.0\.0\.1:80 is already services\[0\]/);
+    assert.match(bad({ ...base, extra: 1 }), /Unrecognized key/);
+  });
+});
