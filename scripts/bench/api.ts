@@ -1,6 +1,6 @@
 /**
- * API benchmark (not a test): GET /v1/services with 1,000 services against a bare node:http server
- * returning the same JSON, in the same run; then the end-to-end latency of one backend change
+ * API benchmark (not a test): GET /v1/services with 1,000 services against bare node:http servers
+ * returning the same JSON (serialised per request, and serialised once), in the same run; then the end-to-end latency of one backend change
  * (PATCH weight: validate, plan, apply to a fake dataplane, fsync'd store write, answer) against a
  * bare crash-safe write of the same state file.
  *
@@ -63,6 +63,13 @@ async function serve(): Promise<void> {
     res.end(body);
   });
   await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+  // A second baseline: node:http sending bytes serialised once (as the API caches per revision).
+  const bytes = Buffer.from(JSON.stringify({ revision: agent.revision, services: agent.state.services }));
+  const bareCached = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': bytes.length });
+    res.end(bytes);
+  });
+  await new Promise<void>((r) => bareCached.listen(0, '127.0.0.1', r));
   const stateFile = join(dir, 'bench-baseline.json');
   process.on('message', (m: { op: string }) => {
     if (m.op === 'fsync-write') {
@@ -71,10 +78,10 @@ async function serve(): Promise<void> {
       writeFileAtomic(stateFile, JSON.stringify({ format: 1, revision: agent.revision, state: agent.state }, null, 1) + '\n');
       process.send!({ op: 'fsync-write', ns: Number(process.hrtime.bigint() - t0) });
     } else if (m.op === 'stop') {
-      void app.close().then(() => agent.close()).then(() => { bare.close(); rmSync(dir, { recursive: true, force: true }); process.exit(0); });
+      void app.close().then(() => agent.close()).then(() => { bare.close(); bareCached.close(); rmSync(dir, { recursive: true, force: true }); process.exit(0); });
     }
   });
-  process.send!({ op: 'ready', api: (app.server.address() as { port: number }).port, bare: (bare.address() as { port: number }).port });
+  process.send!({ op: 'ready', api: (app.server.address() as { port: number }).port, bare: (bare.address() as { port: number }).port, cached: (bareCached.address() as { port: number }).port });
 }
 
 // ---- parent: the load loop -----------------------------------------------------------------
@@ -137,18 +144,22 @@ async function main(): Promise<void> {
   // Warm-up (JIT, caches), not counted.
   await load(ready.bare!, {}, 1, connections);
   await load(ready.api!, auth, 1, connections);
-  const bare: Round[] = [], api: Round[] = [];
+  await load(ready.cached!, {}, 1, connections);
+  const bare: Round[] = [], cached: Round[] = [], api: Round[] = [];
   for (let r = 0; r < rounds; r++) {
     bare.push(await load(ready.bare!, {}, seconds, connections));
+    cached.push(await load(ready.cached!, {}, seconds, connections));
     api.push(await load(ready.api!, auth, seconds, connections));
   }
-  const errs = [...bare, ...api].reduce((n, x) => n + x.errors, 0);
+  const errs = [...bare, ...cached, ...api].reduce((n, x) => n + x.errors, 0);
   console.log(`  response body ${(api[0]!.bytes / 1024).toFixed(0)} KiB (bare ${(bare[0]!.bytes / 1024).toFixed(0)} KiB); errors ${errs}`);
-  console.log(`  bare node:http  req/s ${mmm(bare.map((x) => x.rps))}; p99 ms ${mmm(bare.map((x) => x.p99), 2)}`);
-  console.log(`  fulcrum API     req/s ${mmm(api.map((x) => x.rps))}; p99 ms ${mmm(api.map((x) => x.p99), 2)}`);
-  const ratios = api.map((x, i) => x.rps / bare[i]!.rps);
-  console.log(`  throughput ratio API/bare per round: ${mmm(ratios, 3)}`);
-  console.log(`  p99 ratio API/bare (medians): ${(median(api.map((x) => x.p99)) / median(bare.map((x) => x.p99))).toFixed(3)}`);
+  console.log(`  bare node:http, JSON.stringify per request  req/s ${mmm(bare.map((x) => x.rps))}; p99 ms ${mmm(bare.map((x) => x.p99), 2)}`);
+  console.log(`  bare node:http, bytes serialised once       req/s ${mmm(cached.map((x) => x.rps))}; p99 ms ${mmm(cached.map((x) => x.p99), 2)}`);
+  console.log(`  fulcrum API (bearer auth, metrics hooks)    req/s ${mmm(api.map((x) => x.rps))}; p99 ms ${mmm(api.map((x) => x.p99), 2)}`);
+  for (const [name, base] of [['stringify-per-request', bare], ['serialised-once', cached]] as const) {
+    const ratios = api.map((x, i) => x.rps / base[i]!.rps);
+    console.log(`  vs bare ${name}: throughput ratio API/bare per round ${mmm(ratios, 3)}; p99 ratio (medians) ${(median(api.map((x) => x.p99)) / median(base.map((x) => x.p99))).toFixed(3)}`);
+  }
 
   // One backend change end to end, sequential (each waits for its fsync'd store write).
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });

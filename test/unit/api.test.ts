@@ -214,6 +214,18 @@ describe('REST API rules (fake dataplanes, app.inject)', () => {
       assert.equal(bad.statusCode, 400);
       const get = await h.app.inject({ method: 'GET', url: '/v1/services/web', headers: reader });
       assert.equal(get.headers.etag, '"2"');
+      // The list is cached per revision and honours If-None-Match.
+      const l1 = await h.app.inject({ method: 'GET', url: '/v1/services', headers: reader });
+      assert.equal(l1.headers.etag, '"2"');
+      assert.equal(l1.json().services[0].backends[0].weight, 4);
+      assert.match(String(l1.headers['content-type']), /^application\/json/);
+      const nm = await h.app.inject({ method: 'GET', url: '/v1/services', headers: { ...reader, 'if-none-match': '"2"' } });
+      assert.equal(nm.statusCode, 304);
+      await h.app.inject({ method: 'PATCH', url: '/v1/services/web/backends/10.0.1.1:8080', headers: admin, payload: { weight: 6 } });
+      const l2 = await h.app.inject({ method: 'GET', url: '/v1/services', headers: { ...reader, 'if-none-match': '"2"' } });
+      assert.equal(l2.statusCode, 200);
+      assert.equal(l2.json().revision, 3);
+      assert.equal(l2.json().services[0].backends[0].weight, 6, 'a new revision is served, not the cache');
     } finally {
       await h.close();
     }
