@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   clang llvm libbpf-dev libbpf1 bpftool            # BPF objects and the system libbpf (libbpf-ts)
   iproute2 iputils-ping tcpdump strace kmod cpio   # netns hosts, captures, module tools
+  ethtool                                          # XDP netns tests: software checksums on veth test hosts
   qemu-system-x86 busybox-static linux-image-amd64 # the IPVS VM tier (kernel package is only downloaded)
   ipvsadm keepalived                               # independent peers and baselines
+  openssl dnsmasq-base                             # health checks: test CA (https), a real DNS server
+  ethtool                                          # kernel tier: software checksums on veth test hosts (XDP)
 )
 
 missing=()

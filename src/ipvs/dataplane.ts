@@ -1,17 +1,48 @@
 import type { Logger } from '../log.js';
 import type { Dataplane } from '../dataplane/types.js';
-import { FeatureMissingError } from '../errors.js';
+import type { IpvsClient } from './types.js';
+import { openIpvsClient } from './open-client.js';
+import { IpvsReconciler } from './reconciler.js';
 
 export interface IpvsDataplaneOptions {
   /** Where ownership records live (crash-safe files). */
   stateDir: string;
   logger: Logger;
+  /** Delete a draining backend after this many seconds even if it still has connections. Default 300. */
+  drainTimeoutSeconds?: number;
+  /** How often draining backends are checked for idleness, in seconds. Default 5. */
+  drainPollSeconds?: number;
 }
 
 /**
  * Opens the IPVS dataplane. Throws FeatureMissingError when the kernel has no IPVS.
- * (The implementation lands with the IPVS reconciler; until then this says so.)
+ * Draining backends are polled on an unref'd timer until idle or past their deadline.
  */
-export async function createIpvsDataplane(_options: IpvsDataplaneOptions): Promise<Dataplane> {
-  throw new FeatureMissingError('ipvs', 'the IPVS dataplane is not built into this version of Fulcrum yet');
+export async function createIpvsDataplane(options: IpvsDataplaneOptions): Promise<Dataplane> {
+  const client = await openIpvsClient();
+  return wrapReconciler(client, options);
+}
+
+/** The dataplane over a given client (the factory above passes the real one). */
+export function wrapReconciler(client: IpvsClient, options: IpvsDataplaneOptions): Dataplane {
+  const log = options.logger.child({ component: 'ipvs' });
+  const reconciler = new IpvsReconciler({
+    client, stateDir: options.stateDir, logger: log,
+    drainTimeoutMs: (options.drainTimeoutSeconds ?? 300) * 1000,
+  });
+  const timer = setInterval(() => {
+    reconciler.pollDrains().catch((e: unknown) => log.error({ err: e }, 'draining backends failed'));
+  }, (options.drainPollSeconds ?? 5) * 1000);
+  timer.unref();
+  return {
+    name: 'ipvs',
+    reconcile: (desired, opts) => reconciler.reconcile(desired, opts),
+    stats: () => reconciler.stats(),
+    drains: () => reconciler.drains(),
+    cleanup: () => reconciler.cleanup(),
+    close: async () => {
+      clearInterval(timer);
+      await reconciler.close();
+    },
+  };
 }

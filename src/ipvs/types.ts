@@ -80,6 +80,14 @@ export interface IpvsSyncDaemon {
   state: 'master' | 'backup';
   interface: string;
   syncId: number;
+  /** Optional sync parameters (kernel defaults when omitted): max sync message length, */
+  maxLength?: number | undefined;
+  /** UDP port, */
+  port?: number | undefined;
+  /** multicast TTL, */
+  ttl?: number | undefined;
+  /** and IPv4/IPv6 multicast group. */
+  group?: string | undefined;
 }
 
 /**

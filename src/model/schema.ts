@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
-import { HealthSchema } from './health.js';
-import { VrrpInstanceSchema } from './vrrp.js';
+import { HealthSchema, refineHealthForService } from './health.js';
+import { VrrpInstancesSchema } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
 
@@ -119,6 +119,7 @@ export const ServiceSchema = z
     }
     if (svc.schedulerFlags && svc.scheduler !== 'sh' && svc.scheduler !== 'mh')
       issue(['schedulerFlags'], 'only the sh and mh schedulers take flags');
+    refineHealthForService(svc, family, issue);
     if (svc.tunnel && svc.forwarding !== 'tunnel') issue(['tunnel'], 'only with forwarding: tunnel');
     if (svc.tunnel?.type === 'gue' && svc.tunnel.port === undefined) issue(['tunnel', 'port'], 'required for gue');
     if (svc.tunnel && svc.tunnel.type !== 'gue' && svc.tunnel.port !== undefined) issue(['tunnel', 'port'], 'only for gue');
@@ -165,7 +166,7 @@ export const ServiceSchema = z
 const desiredStateShape = {
   services: z.array(ServiceSchema).default([]),
   xdp: XdpSettingsSchema.optional(),
-  vrrp: z.array(VrrpInstanceSchema).default([]),
+  vrrp: VrrpInstancesSchema.default([]),
 };
 
 function checkUniqueServices(state: { services: Service[] }, ctx: z.RefinementCtx): void {

@@ -1,7 +1,15 @@
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { Dataplane } from '../dataplane/types.js';
-import type { XdpSettings } from '../model/xdp.js';
-import { FeatureMissingError } from '../errors.js';
+import type { Counters, Dataplane, DrainStatus, PlannedStep, ReconcileResult, ServiceStats } from '../dataplane/types.js';
+import type { Service } from '../model/schema.js';
+import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
+import { FeatureMissingError, FulcrumError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { decodeBackend, decodeCounters, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
+import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type TableMember, type XdpStep } from './plan.js';
+import { openXdpKernel, type XdpKernel } from './kernel.js';
+import { maglevTableForMembers } from './table.js';
 
 export interface XdpDataplaneOptions {
   /** Node-wide XDP settings from the desired state (interfaces, attach mode...). */
@@ -11,13 +19,299 @@ export interface XdpDataplaneOptions {
   /** bpffs directory for pins; defaults to /sys/fs/bpf/fulcrum. */
   pinDir?: string;
   logger: Logger;
+  /** The compiled BPF object (default: bpf/build/fulcrum_xdp.bpf.o of this package). */
+  objectPath?: string;
 }
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/fulcrum';
+const NAMES_FILE = 'xdp-services.json';
 
 /**
  * Loads (or re-opens from bpffs pins) the XDP dataplane. Throws FeatureMissingError when the
  * kernel, the object file or the interfaces cannot carry it.
- * (The implementation lands with the XDP dataplane; until then this says so.)
  */
-export async function createXdpDataplane(_options: XdpDataplaneOptions): Promise<Dataplane> {
-  throw new FeatureMissingError('xdp', 'the XDP dataplane is not built into this version of Fulcrum yet');
+export async function createXdpDataplane(options: XdpDataplaneOptions): Promise<Dataplane & { readonly kernel: XdpKernel }> {
+  if (options.settings === undefined) throw new FeatureMissingError('xdp', 'XDP is not configured on this node (no xdp: section in the desired state)');
+  const settings = XdpSettingsSchema.parse(options.settings);
+  const pinDir = options.pinDir ?? DEFAULT_PIN_DIR;
+  const logger = options.logger.child({ component: 'xdp' });
+  const kernel = openXdpKernel({ settings, pinDir, ...(options.objectPath ? { objectPath: options.objectPath } : {}) });
+  try {
+    if (kernel.reopened) {
+      const s = settings;
+      const l = kernel.limits;
+      if (l.maxVips !== s.maxVips || l.maxBackends !== s.maxBackends || l.maglevTableSize !== s.maglevTableSize || l.conntrackSize !== s.conntrackSize)
+        logger.warn({ pinned: l }, 'the pinned XDP maps have other sizes than xdp settings; they are kept (flows survive) until fulcrum agent --cleanup');
+    }
+    const attached = kernel.attach(settings.interfaces);
+    logger.info({ pinDir: kernel.pinDir, reopened: kernel.reopened, attached, limits: kernel.limits }, kernel.reopened ? 'xdp program reopened from pins' : 'xdp program loaded and pinned');
+  } catch (e) {
+    kernel.close();
+    throw e;
+  }
+  return new XdpDataplane(kernel, settings, options.stateDir, logger);
+}
+
+/** The dataplane over an already opened kernel side (the agent uses createXdpDataplane). */
+export function xdpDataplaneOver(kernel: XdpKernel, settings: XdpSettings, stateDir: string, logger: Logger): Dataplane & { readonly kernel: XdpKernel } {
+  return new XdpDataplane(kernel, settings, stateDir, logger);
+}
+
+const zero = (): Counters => ({ packetsIn: 0n, packetsOut: 0n, bytesIn: 0n, bytesOut: 0n, connections: 0n });
+
+class XdpDataplane implements Dataplane {
+  readonly name = 'xdp' as const;
+  #queue: Promise<unknown> = Promise.resolve();
+  #names: Record<string, string>;
+  #closed = false;
+  /**
+   * The maps' content as of the last successful apply. The maps are ours alone, so after the first
+   * read-back (at start) the planner works from this; any failure drops it and the next reconcile
+   * reads the kernel again.
+   */
+  #observed: Observed | undefined;
+
+  constructor(readonly kernel: XdpKernel, private readonly settings: XdpSettings, private readonly stateDir: string, private readonly logger: Logger) {
+    this.#names = loadNames(join(stateDir, NAMES_FILE));
+  }
+
+  /** One reconcile at a time: each one plans against what the previous one left. */
+  #serial<T>(fn: () => T): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  reconcile(desired: readonly Service[], options: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
+    return this.#serial(() => this.#reconcile(desired, options.dryRun ?? false));
+  }
+
+  #reconcile(desired: readonly Service[], dryRun: boolean): ReconcileResult {
+    if (this.#closed) throw new FulcrumError('INTERNAL', 'the xdp dataplane is closed');
+    const vips = desired.filter((s) => s.dataplane === 'xdp').map(desiredVip);
+    const observed = (this.#observed ??= readObserved(this.kernel));
+    let steps: XdpStep[];
+    try {
+      steps = plan(vips, observed, this.kernel.limits);
+    } catch (e) {
+      if (e instanceof PlanError) throw new FulcrumError('INVALID_CONFIG', e.message);
+      throw e;
+    }
+    const planned: PlannedStep[] = steps.map((s) => ({ kind: s.kind, service: s.service, description: describeStep(s) }));
+    if (dryRun || steps.length === 0) {
+      if (!dryRun) this.#saveNames(vips);
+      return { dataplane: 'xdp', steps: planned, applied: !dryRun };
+    }
+    const undo: Array<() => void> = [];
+    let done = 0;
+    try {
+      for (const step of steps) {
+        undo.push(applyStep(this.kernel, step, observed));
+        done++;
+      }
+    } catch (cause) {
+      this.#observed = undefined;
+      const failed = steps[done];
+      for (const u of undo.reverse()) {
+        try { u(); } catch (e) { this.logger.error({ err: e }, 'xdp rollback step failed'); }
+      }
+      throw new FulcrumError('APPLY_FAILED', `xdp: ${failed ? describeStep(failed) : 'a step'} failed: ${(cause as Error).message}; ${done} earlier steps were rolled back`, {
+        cause, details: { step: failed?.kind, service: failed?.service },
+      });
+    }
+    this.#observed = applyToObserved(observed, steps);
+    this.#saveNames(vips);
+    for (const p of planned) this.logger.info({ service: p.service, step: p.kind }, p.description);
+    return { dataplane: 'xdp', steps: planned, applied: true };
+  }
+
+  #saveNames(vips: ReturnType<typeof desiredVip>[]): void {
+    const names = Object.fromEntries(vips.map((v) => [vipKeyString(v.key), v.service]));
+    if (JSON.stringify(names) === JSON.stringify(this.#names)) return;
+    writeFileAtomic(join(this.stateDir, NAMES_FILE), `${JSON.stringify(names, null, 2)}\n`);
+    this.#names = names;
+  }
+
+  async stats(): Promise<ServiceStats[]> {
+    return this.#serial(() => {
+      const observed = (this.#observed ??= readObserved(this.kernel));
+      const { maxVips } = this.kernel.limits;
+      const out: ServiceStats[] = [];
+      const byVip = new Map<number, ServiceStats['backends']>();
+      observed.backends.forEach((b, slot) => {
+        if (!b.active) return;
+        const list = byVip.get(b.vipId) ?? [];
+        list.push({ address: b.address, port: b.port, counters: readCounters(this.kernel, maxVips + slot) });
+        byVip.set(b.vipId, list);
+      });
+      for (const v of observed.vips) {
+        const keyText = vipKeyString(v.key);
+        const backends = byVip.get(v.meta.id) ?? [];
+        out.push({ service: this.#names[keyText] ?? keyText, dataplane: 'xdp', totals: readCounters(this.kernel, v.meta.id), backends });
+      }
+      return out;
+    });
+  }
+
+  /** XDP keeps no drain list: a weight-0 backend takes no new flows while its established flows go on. */
+  drains(): DrainStatus[] {
+    return [];
+  }
+
+  async close(): Promise<void> {
+    await this.#serial(() => {
+      if (this.#closed) return;
+      this.#closed = true;
+      if (this.settings.detachOnShutdown) {
+        this.kernel.detach(this.settings.interfaces);
+        this.logger.info({ interfaces: this.settings.interfaces.map((i) => i.name) }, 'xdp program detached (detachOnShutdown)');
+      }
+      this.kernel.close();
+    });
+  }
+
+  async cleanup(): Promise<void> {
+    await this.#serial(() => {
+      if (this.#closed) throw new FulcrumError('INTERNAL', 'the xdp dataplane is closed');
+      this.#closed = true;
+      this.kernel.destroy(this.settings.interfaces);
+      writeFileAtomic(join(this.stateDir, NAMES_FILE), '{}\n');
+      this.logger.info({ pinDir: this.kernel.pinDir }, 'xdp program detached and unpinned');
+    });
+  }
+}
+
+function loadNames(path: string): Record<string, string> {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (parsed && typeof parsed === 'object') return parsed as Record<string, string>;
+  } catch { /* none yet, or unreadable: names fall back to the VIP key */ }
+  return {};
+}
+
+/** What the pinned maps hold now. */
+export function readObserved(k: XdpKernel): Observed {
+  const vips = k.maps.vips.lookupBatch(1024);
+  const empty = decodeBackend(Buffer.alloc(STRUCTS.fl_backend.size));
+  const backends: BackendValue[] = new Array<BackendValue>(k.limits.maxBackends).fill(empty);
+  const all = k.maps.backends.lookupBatch(4096);
+  const flagsAt = STRUCTS.fl_backend.fields.flags.offset, genAt = STRUCTS.fl_backend.fields.gen.offset;
+  all.keys.forEach((key, i) => {
+    const v = all.values[i]!;
+    // Inactive slots matter only for their generation: skip decoding the rest.
+    const active = (v[flagsAt]! & ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE) !== 0;
+    const gen = v.readUInt32LE(genAt);
+    if (active) backends[key.readUInt32LE(0)] = decodeBackend(v);
+    else if (gen !== 0) backends[key.readUInt32LE(0)] = { ...empty, gen };
+  });
+  const filter = new BigUint64Array(L.FL_FILTER_WORDS);
+  const f = k.maps.filter.lookupBatch(1024);
+  f.keys.forEach((key, i) => {
+    filter[key.readUInt32LE(0)] = f.values[i]!.readBigUInt64LE(0);
+  });
+  return {
+    vips: vips.keys.map((key, i) => ({ key: decodeVipKey(key), meta: decodeVipMeta(vips.values[i]!) })),
+    backends,
+    filter,
+  };
+}
+
+function readCounters(k: XdpKernel, index: number): Counters {
+  const per = k.maps.stats.lookupPerCpu(u32(index));
+  const c = zero();
+  for (const raw of per ?? []) {
+    const v = decodeCounters(raw);
+    c.packetsIn += v.pktsIn;
+    c.bytesIn += v.bytesIn;
+    c.packetsOut += v.pktsOut;
+    c.bytesOut += v.bytesOut;
+    c.connections += v.newFlows;
+  }
+  return c;
+}
+
+function resetCounters(k: XdpKernel, index: number): void {
+  const per = k.maps.stats.lookupPerCpu(u32(index));
+  if (!per) return;
+  k.maps.stats.updatePerCpu(u32(index), per.map(() => Buffer.alloc(STRUCTS.fl_counters.size)));
+}
+
+/**
+ * Writes a maglev table into (vip id, slot) with one batch update over a contiguous range. The
+ * binding takes one Buffer per key and value; creating 2 x 65537 of them per table costs more than
+ * the syscall, so key Buffers are pooled (rewritten per call) and value Buffers shared per slot.
+ */
+class TableWriter {
+  #keys: Buffer[] = [];
+  #values = new Map<number, Buffer>();
+  constructor(private readonly k: XdpKernel) {}
+
+  write(vipId: number, slot: 0 | 1, members: readonly TableMember[]): void {
+    const size = this.k.limits.maglevTableSize;
+    const table = maglevTableForMembers(members, size);
+    const base = maglevIndex(vipId, slot, 0, size);
+    while (this.#keys.length < size) this.#keys.push(Buffer.alloc(4));
+    const keys = this.#keys.length === size ? this.#keys : this.#keys.slice(0, size);
+    const values: Buffer[] = new Array<Buffer>(size);
+    for (let i = 0; i < size; i++) {
+      keys[i]!.writeUInt32LE(base + i, 0);
+      const v = table[i]!;
+      let b = this.#values.get(v);
+      if (!b) this.#values.set(v, (b = u32(v)));
+      values[i] = b;
+    }
+    this.k.maps.maglev.updateBatch(keys, values);
+  }
+}
+
+const writers = new WeakMap<XdpKernel, TableWriter>();
+function writeTable(k: XdpKernel, vipId: number, slot: 0 | 1, members: readonly TableMember[]): void {
+  let w = writers.get(k);
+  if (!w) writers.set(k, (w = new TableWriter(k)));
+  w.write(vipId, slot, members);
+}
+
+function writeFilter(k: XdpKernel, words: BigUint64Array): void {
+  const keys: Buffer[] = [], values: Buffer[] = [];
+  words.forEach((w, i) => {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(w, 0);
+    keys.push(u32(i));
+    values.push(v);
+  });
+  k.maps.filter.updateBatch(keys, values);
+}
+
+/** Applies one step; returns how to undo it. */
+function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void {
+  const m = k.maps;
+  switch (step.kind) {
+    case 'add-backend': {
+      // Restore the slot's exact bytes on rollback (an inactive slot keeps its generation).
+      const before = m.backends.lookup(u32(step.slot)) ?? encodeBackend(observed.backends[step.slot]!);
+      resetCounters(k, k.limits.maxVips + step.slot);
+      m.backends.update(u32(step.slot), encodeBackend(step.value));
+      return () => m.backends.update(u32(step.slot), before);
+    }
+    case 'update-backend':
+      m.backends.update(u32(step.slot), encodeBackend(step.value));
+      return () => m.backends.update(u32(step.slot), encodeBackend(step.previous));
+    case 'publish': {
+      // The table goes into the slot no packet reads; the one vips update below makes it live.
+      writeTable(k, step.meta.id, step.meta.slot, step.members);
+      if (!step.previous) resetCounters(k, step.meta.id);
+      m.vips.update(encodeVipKey(step.key), encodeVipMeta(step.meta));
+      const prev = step.previous;
+      return prev ? () => m.vips.update(encodeVipKey(step.key), encodeVipMeta(prev)) : () => void m.vips.delete(encodeVipKey(step.key));
+    }
+    case 'remove-vip':
+      m.vips.delete(encodeVipKey(step.key));
+      return () => m.vips.update(encodeVipKey(step.key), encodeVipMeta(step.previous));
+    case 'remove-backend':
+      m.backends.update(u32(step.slot), encodeBackend({ ...step.previous, active: false }));
+      return () => m.backends.update(u32(step.slot), encodeBackend(step.previous));
+    case 'set-filter':
+      writeFilter(k, step.words);
+      return () => writeFilter(k, step.previous);
+  }
 }

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * Fulcrum XDP load balancer: the structs, map names and constants shared by the BPF program and
+ * the TypeScript control plane. This header is the ONE definition: the control plane keeps a table
+ * of these layouts (src/xdp/abi.ts) and a test compares it with the BTF of the compiled object.
+ * Every struct is explicitly padded so no field depends on compiler alignment; multi-byte fields
+ * marked "be" are in network byte order, all others in host byte order.
+ */
+#ifndef FULCRUM_XDP_H
+#define FULCRUM_XDP_H
+
+#include <linux/types.h>
+
+/* Compile-time defaults; the control plane overrides map sizes and the matching knobs at load. */
+enum fl_limits {
+	FL_DEFAULT_MAX_VIPS = 256,
+	FL_DEFAULT_MAX_BACKENDS = 16384,
+	FL_DEFAULT_MAGLEV_SIZE = 65537,   /* prime, as the Maglev paper requires */
+	FL_DEFAULT_CONNTRACK_SIZE = 262144,
+	FL_MAGLEV_SLOTS = 2,              /* double buffer: the VIP meta says which slot is live */
+	FL_FILTER_WORDS = 1024,           /* endpoint filter: 65536 bits in u64 words */
+	FL_FILTER_MULT = 0x9e3779b1,      /* endpoint hash multiplier (see fl_endpoint_hash) */
+	FL_NO_BACKEND = 0xffffffff,       /* maglev entry of a VIP without usable backends */
+};
+
+/* Address family of keys and backends (the values of AF_INET / AF_INET6). */
+enum fl_family {
+	FL_FAMILY_INET = 2,
+	FL_FAMILY_INET6 = 10,
+};
+
+/* Forwarding mode of a VIP. */
+enum fl_mode {
+	FL_MODE_NAT = 0,
+	FL_MODE_DR = 1,
+};
+
+/* fl_backend.flags */
+enum fl_backend_flag {
+	FL_BACKEND_ACTIVE = 1,            /* slot in use; a conntrack entry to an inactive slot is ignored */
+};
+
+/* A VIP: destination address (IPv4 in the first 4 bytes, rest zero), port (be), IP protocol. */
+struct fl_vip_key {
+	__u8 addr[16];
+	__be16 port;
+	__u8 proto;
+	__u8 family;
+};
+
+struct fl_vip_meta {
+	__u32 id;           /* index of the VIP's maglev tables and counters, < max_vips */
+	__u32 table_hash;   /* control plane only: fingerprint of the live table's inputs */
+	__u8 mode;          /* enum fl_mode */
+	__u8 slot;          /* live maglev slot, 0 or 1: swapped after the other slot is fully written */
+	__u8 pad[2];
+};
+
+struct fl_backend {
+	__u8 addr[16];
+	__be16 port;        /* nat: the destination port to rewrite to; dr: the VIP port */
+	__u8 mac[6];        /* dr: the backend's MAC; all zero = use the neighbour from the FIB */
+	__u8 family;
+	__u8 flags;         /* enum fl_backend_flag */
+	__u16 weight;       /* control plane only: the Maglev weight this slot was given */
+	__u32 vip_id;       /* the VIP this slot belongs to */
+	__u32 gen;          /* bumped whenever the slot is reused, so old conntrack entries miss */
+};
+
+/* A flow as seen on the wire (IPv4 addresses in the first 4 bytes, rest zero). */
+struct fl_flow_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+
+/* conntrack value: the backend slot a client flow was given, and that slot's generation. */
+struct fl_conn {
+	__u32 backend;
+	__u32 gen;
+};
+
+/* reverse_nat value: what a reply from a backend must look like to the client. */
+struct fl_rnat {
+	__u8 vip[16];
+	__be16 vport;
+	__u16 pad;
+	__u32 vip_id;
+	__u32 backend;
+};
+
+/* Per-CPU counters: stats[vip_id] for a VIP, stats[max_vips + backend] for a backend slot. */
+struct fl_counters {
+	__u64 pkts_in;
+	__u64 bytes_in;
+	__u64 pkts_out;     /* nat replies rewritten back to the VIP */
+	__u64 bytes_out;
+	__u64 new_flows;
+};
+
+/* Per-CPU cache of a backend's next hop (the result of bpf_fib_lookup), valid until expires_ns
+ * (bpf_ktime_get_coarse_ns) and only for the backend slot generation it was taken for. */
+struct fl_nexthop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;
+	__u32 gen;
+	__u32 pad;
+	__u64 expires_ns;
+};
+
+/*
+ * Endpoint filter: bit fl_endpoint_hash(addr, port, proto) of the `filter` map is set for every VIP
+ * and every nat backend endpoint, so that foreign packets skip both hash lookups. A false positive
+ * only costs a lookup. The control plane computes the same function (src/xdp/abi.ts endpointHash;
+ * the packet fixtures prove they agree): the four address words as loaded on this little-endian
+ * host, the port as its raw network-order u16.
+ */
+static inline __u32 fl_endpoint_hash(const __u32 *addr, __u16 port_raw, __u8 proto)
+{
+	__u32 x = addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ ((__u32)port_raw << 8) ^ proto;
+	return (__u32)(x * (__u32)FL_FILTER_MULT) >> 16;
+}
+
+/* Everything above in one place so that BTF carries the enums as well (see fl_abi in the .c). */
+struct fl_abi {
+	enum fl_limits limits;
+	enum fl_family family;
+	enum fl_mode mode;
+	enum fl_backend_flag backend_flag;
+	struct fl_vip_key vip_key;
+	struct fl_vip_meta vip_meta;
+	struct fl_backend backend;
+	struct fl_flow_key flow_key;
+	struct fl_conn conn;
+	struct fl_rnat rnat;
+	struct fl_counters counters;
+	struct fl_nexthop nexthop;
+};
+
+#endif

@@ -1,0 +1,105 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Agent, ChangeResult } from '../agent/agent.js';
+import type { EventBus } from '../events.js';
+import type { Registry } from '../metrics.js';
+import type { Logger } from '../log.js';
+import type { ApiSettings } from '../model/agent.js';
+import { FulcrumError } from '../errors.js';
+import { Name, parseEndpoint } from '../model/index.js';
+import type { Principal, TokenSet } from './auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+export interface ApiDeps {
+  agent: Agent;
+  events: EventBus;
+  metrics: Registry;
+  tokens: TokenSet;
+  settings: ApiSettings;
+  logger: Logger;
+  /** PEM contents when the API serves TLS. */
+  https?: { cert: Buffer; key: Buffer } | undefined;
+}
+
+export const WriteQuery = z
+  .object({
+    dryRun: z
+      .enum(['true', 'false', '1', '0'])
+      .optional()
+      .transform((v) => v === 'true' || v === '1')
+      .describe('true: return the plan without applying it'),
+  })
+  .strict();
+
+export const ServiceParams = z.object({ name: Name }).strict();
+
+/** "10.0.0.2:80" or "[2001:db8::2]:80" in the path. */
+export const Endpoint = z
+  .string()
+  .describe('backend as address:port, IPv6 as [address]:port')
+  .transform((s, ctx) => {
+    const ep = parseEndpoint(s);
+    if (!ep) {
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not address:port (IPv6 as [address]:port)` });
+      return z.NEVER;
+    }
+    return ep;
+  });
+
+export const BackendParams = z.object({ name: Name, endpoint: Endpoint }).strict();
+
+/** The revision of an If-Match header ("7", "\"7\"", "W/\"7\""; "*" matches any). */
+export function ifMatch(req: FastifyRequest): number | undefined {
+  const raw = req.headers['if-match'];
+  if (raw === undefined) return undefined;
+  const text = (Array.isArray(raw) ? raw[0]! : raw).trim();
+  if (text === '*') return undefined;
+  const m = text.match(/^(?:W\/)?"?(\d+)"?$/);
+  if (!m) throw new FulcrumError('INVALID_REQUEST', `If-Match: "${text}" is not a revision (an ETag from this API, e.g. "7")`);
+  return Number(m[1]);
+}
+
+export function etag(revision: number): string {
+  return `"${revision}"`;
+}
+
+export function actor(req: FastifyRequest): string {
+  return req.principal?.name ?? 'anonymous';
+}
+
+/** The common answer of a write: the result, with the revision as ETag. */
+export function sendChange(reply: FastifyReply, result: ChangeResult, extra: Record<string, unknown> = {}, status = 200) {
+  reply.header('etag', etag(result.revision));
+  return reply.code(result.dryRun ? 200 : status).send({ ...result, ...extra });
+}
+
+export const ChangeResultSchema = z.object({
+  revision: z.number().int(),
+  changed: z.boolean(),
+  applied: z.boolean(),
+  dryRun: z.boolean(),
+  diff: z.array(z.object({ op: z.enum(['+', '-', '~']), subject: z.string(), text: z.string() })),
+  plan: z.array(z.object({ dataplane: z.enum(['ipvs', 'xdp']), steps: z.array(z.object({ kind: z.string(), service: z.string(), description: z.string() })) })),
+});
+
+export const ErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  errno: z.number().int().optional(),
+  errnoName: z.string().optional(),
+  details: z.unknown().optional(),
+});
+
+export const errorResponses = {
+  400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 412: ErrorSchema,
+  429: ErrorSchema, 500: ErrorSchema, 502: ErrorSchema, 503: ErrorSchema,
+};
+
+export function notFound(name: string): FulcrumError {
+  return new FulcrumError('NOT_FOUND', `no service named ${name}`);
+}

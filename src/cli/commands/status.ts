@@ -1,0 +1,29 @@
+import type { Command } from '../command.js';
+import type { AgentStatus } from '../../agent/agent.js';
+import { call, clientFrom, CLIENT_USAGE, parseCommandArgs, printJson, table } from '../client.js';
+
+export const statusCommand: Command = {
+  path: ['status'],
+  summary: "the agent's dataplanes, revision and last reconcile",
+  usage: `status ${CLIENT_USAGE}`,
+  async run(argv, io) {
+    const args = parseCommandArgs(argv, {}, 0);
+    const s = (await call(clientFrom(args.values, io.env), 'GET', '/v1/status')).body as AgentStatus;
+    if (args.output === 'json') {
+      printJson(io, s);
+      return 0;
+    }
+    io.stdout.write(`revision:  ${s.revision}${s.updatedAt ? ` (changed ${s.updatedAt})` : ''}\n`);
+    io.stdout.write(`services:  ${s.services}\n`);
+    io.stdout.write(`ready:     ${s.ready ? 'yes' : 'no'}\n`);
+    const r = s.lastReconcile;
+    io.stdout.write(`reconcile: ${r ? `${r.result} at ${r.time} (${r.trigger}, ${r.steps} step(s), ${r.durationMs} ms)${r.error ? `: ${r.error}` : ''}` : 'not yet'}; every ${s.reconcileIntervalSeconds} s\n\n`);
+    io.stdout.write(table(['DATAPLANE', 'AVAILABLE', 'REASON'], s.dataplanes.map((d) => [d.name, d.available ? 'yes' : 'no', d.reason ?? ''])));
+    const vrrp = (s.vrrp ?? []) as Array<{ name: string; interface: string; vrid: number; state: string; priority: number; vips: string[] }>;
+    if (vrrp.length > 0) {
+      io.stdout.write('\n');
+      io.stdout.write(table(['VRRP', 'INTERFACE', 'VRID', 'STATE', 'PRIORITY', 'VIPS'], vrrp.map((v) => [v.name, v.interface, String(v.vrid), v.state, String(v.priority), v.vips.join(',')])));
+    }
+    return 0;
+  },
+};

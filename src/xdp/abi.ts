@@ -1,0 +1,227 @@
+import { ipToBytes, bytesToIp, type Family } from '../model/net.js';
+
+/**
+ * The control plane's view of bpf/fulcrum_xdp.h: struct layouts, map names and constants.
+ * This is a CHECKED table, not a second definition: test/unit/xdp-abi.test.ts compares every entry
+ * with the BTF of the compiled object (bpftool btf dump), and the dataplane compares the struct
+ * sizes with the sizes the kernel reports for the loaded maps. Edit the header first, then here.
+ */
+
+export interface FieldLayout { offset: number; size: number }
+export interface StructLayout { size: number; fields: Record<string, FieldLayout> }
+
+export const STRUCTS = {
+  fl_vip_key: { size: 20, fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, proto: { offset: 18, size: 1 }, family: { offset: 19, size: 1 } } },
+  fl_vip_meta: { size: 12, fields: { id: { offset: 0, size: 4 }, table_hash: { offset: 4, size: 4 }, mode: { offset: 8, size: 1 }, slot: { offset: 9, size: 1 }, pad: { offset: 10, size: 2 } } },
+  fl_backend: {
+    size: 36,
+    fields: {
+      addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, mac: { offset: 18, size: 6 }, family: { offset: 24, size: 1 },
+      flags: { offset: 25, size: 1 }, weight: { offset: 26, size: 2 }, vip_id: { offset: 28, size: 4 }, gen: { offset: 32, size: 4 },
+    },
+  },
+  fl_flow_key: {
+    size: 40,
+    fields: {
+      src: { offset: 0, size: 16 }, dst: { offset: 16, size: 16 }, sport: { offset: 32, size: 2 }, dport: { offset: 34, size: 2 },
+      proto: { offset: 36, size: 1 }, family: { offset: 37, size: 1 }, pad: { offset: 38, size: 2 },
+    },
+  },
+  fl_conn: { size: 8, fields: { backend: { offset: 0, size: 4 }, gen: { offset: 4, size: 4 } } },
+  fl_rnat: { size: 28, fields: { vip: { offset: 0, size: 16 }, vport: { offset: 16, size: 2 }, pad: { offset: 18, size: 2 }, vip_id: { offset: 20, size: 4 }, backend: { offset: 24, size: 4 } } },
+  fl_counters: {
+    size: 40,
+    fields: {
+      pkts_in: { offset: 0, size: 8 }, bytes_in: { offset: 8, size: 8 }, pkts_out: { offset: 16, size: 8 }, bytes_out: { offset: 24, size: 8 },
+      new_flows: { offset: 32, size: 8 },
+    },
+  },
+  fl_nexthop: {
+    size: 32,
+    fields: {
+      dmac: { offset: 0, size: 6 }, smac: { offset: 6, size: 6 }, ifindex: { offset: 12, size: 4 }, gen: { offset: 16, size: 4 },
+      pad: { offset: 20, size: 4 }, expires_ns: { offset: 24, size: 8 },
+    },
+  },
+} as const satisfies Record<string, StructLayout>;
+
+/** Enum constants of the header, by enum name. */
+export const ENUMS = {
+  fl_limits: {
+    FL_DEFAULT_MAX_VIPS: 256, FL_DEFAULT_MAX_BACKENDS: 16384, FL_DEFAULT_MAGLEV_SIZE: 65537, FL_DEFAULT_CONNTRACK_SIZE: 262144,
+    FL_MAGLEV_SLOTS: 2, FL_FILTER_WORDS: 1024, FL_FILTER_MULT: 0x9e3779b1, FL_NO_BACKEND: 0xffffffff,
+  },
+  fl_family: { FL_FAMILY_INET: 2, FL_FAMILY_INET6: 10 },
+  fl_mode: { FL_MODE_NAT: 0, FL_MODE_DR: 1 },
+  fl_backend_flag: { FL_BACKEND_ACTIVE: 1 },
+} as const;
+
+export const L = ENUMS.fl_limits;
+
+/** Map names in the object, with the key and value struct each one holds (u32 = array index/value). */
+export const MAPS = {
+  vips: { key: 'fl_vip_key', value: 'fl_vip_meta' },
+  maglev: { key: 'u32', value: 'u32' },
+  backends: { key: 'u32', value: 'fl_backend' },
+  conntrack: { key: 'fl_flow_key', value: 'fl_conn' },
+  reverse_nat: { key: 'fl_flow_key', value: 'fl_rnat' },
+  stats: { key: 'u32', value: 'fl_counters' },
+  filter: { key: 'u32', value: 'u64' },
+  nexthop: { key: 'u32', value: 'fl_nexthop' },
+} as const;
+export type MapName = keyof typeof MAPS;
+
+/** Load-time knobs (`const volatile` in the program's .rodata). */
+export const KNOBS = ['maglev_size', 'max_vips', 'max_backends', 'hash_seed', 'nexthop_ttl_ns'] as const;
+
+export const PROGRAM_NAME = 'fulcrum_xdp';
+
+export const IPPROTO = { tcp: 6, udp: 17 } as const;
+
+export function familyCode(f: Family): number {
+  return f === 'inet' ? ENUMS.fl_family.FL_FAMILY_INET : ENUMS.fl_family.FL_FAMILY_INET6;
+}
+
+function put(buf: Buffer, s: StructLayout, field: string, bytes: Uint8Array): void {
+  const f = s.fields[field];
+  if (!f || bytes.length > f.size) throw new RangeError(`field ${field}: ${bytes.length} bytes do not fit`);
+  buf.set(bytes, f.offset);
+}
+function off(s: StructLayout, field: string): number {
+  const f = s.fields[field];
+  if (!f) throw new RangeError(`no field ${field}`);
+  return f.offset;
+}
+
+/** Address bytes as the program stores them: IPv4 in the first 4 of 16 bytes. */
+export function addr16(address: string): Buffer {
+  const out = Buffer.alloc(16);
+  out.set(ipToBytes(address), 0);
+  return out;
+}
+
+export interface VipKey { address: string; family: Family; port: number; protocol: 'tcp' | 'udp' }
+export interface VipMeta { id: number; mode: 'nat' | 'dr'; slot: 0 | 1; tableHash: number }
+export interface BackendValue { address: string; family: Family; port: number; mac: string | undefined; active: boolean; weight: number; vipId: number; gen: number }
+export interface CountersValue { pktsIn: bigint; bytesIn: bigint; pktsOut: bigint; bytesOut: bigint; newFlows: bigint }
+
+export function encodeVipKey(k: VipKey): Buffer {
+  const s = STRUCTS.fl_vip_key;
+  const b = Buffer.alloc(s.size);
+  put(b, s, 'addr', addr16(k.address));
+  b.writeUInt16BE(k.port, off(s, 'port'));
+  b.writeUInt8(IPPROTO[k.protocol], off(s, 'proto'));
+  b.writeUInt8(familyCode(k.family), off(s, 'family'));
+  return b;
+}
+
+export function decodeVipKey(b: Uint8Array): VipKey {
+  const s = STRUCTS.fl_vip_key;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const family: Family = buf.readUInt8(off(s, 'family')) === ENUMS.fl_family.FL_FAMILY_INET ? 'inet' : 'inet6';
+  const proto = buf.readUInt8(off(s, 'proto'));
+  const a = buf.subarray(0, family === 'inet' ? 4 : 16);
+  return { address: bytesToIp(a), family, port: buf.readUInt16BE(off(s, 'port')), protocol: proto === IPPROTO.udp ? 'udp' : 'tcp' };
+}
+
+export function encodeVipMeta(m: VipMeta): Buffer {
+  const s = STRUCTS.fl_vip_meta;
+  const b = Buffer.alloc(s.size);
+  b.writeUInt32LE(m.id, off(s, 'id'));
+  b.writeUInt32LE(m.tableHash >>> 0, off(s, 'table_hash'));
+  b.writeUInt8(m.mode === 'dr' ? ENUMS.fl_mode.FL_MODE_DR : ENUMS.fl_mode.FL_MODE_NAT, off(s, 'mode'));
+  b.writeUInt8(m.slot, off(s, 'slot'));
+  return b;
+}
+
+export function decodeVipMeta(b: Uint8Array): VipMeta {
+  const s = STRUCTS.fl_vip_meta;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    id: buf.readUInt32LE(off(s, 'id')),
+    mode: buf.readUInt8(off(s, 'mode')) === ENUMS.fl_mode.FL_MODE_DR ? 'dr' : 'nat',
+    slot: (buf.readUInt8(off(s, 'slot')) & 1) as 0 | 1,
+    tableHash: buf.readUInt32LE(off(s, 'table_hash')),
+  };
+}
+
+export function macToBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+export function encodeBackend(v: BackendValue): Buffer {
+  const s = STRUCTS.fl_backend;
+  const b = Buffer.alloc(s.size);
+  put(b, s, 'addr', addr16(v.address));
+  b.writeUInt16BE(v.port, off(s, 'port'));
+  if (v.mac) put(b, s, 'mac', macToBytes(v.mac));
+  b.writeUInt8(familyCode(v.family), off(s, 'family'));
+  b.writeUInt8(v.active ? ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE : 0, off(s, 'flags'));
+  b.writeUInt16LE(v.weight, off(s, 'weight'));
+  b.writeUInt32LE(v.vipId, off(s, 'vip_id'));
+  b.writeUInt32LE(v.gen >>> 0, off(s, 'gen'));
+  return b;
+}
+
+export function decodeBackend(b: Uint8Array): BackendValue {
+  const s = STRUCTS.fl_backend;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const family: Family = buf.readUInt8(off(s, 'family')) === ENUMS.fl_family.FL_FAMILY_INET6 ? 'inet6' : 'inet';
+  const macBytes = buf.subarray(off(s, 'mac'), off(s, 'mac') + 6);
+  const mac = macBytes.every((x) => x === 0) ? undefined : Array.from(macBytes, (x) => x.toString(16).padStart(2, '0')).join(':');
+  return {
+    address: bytesToIp(buf.subarray(0, family === 'inet' ? 4 : 16)),
+    family,
+    port: buf.readUInt16BE(off(s, 'port')),
+    mac,
+    active: (buf.readUInt8(off(s, 'flags')) & ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE) !== 0,
+    weight: buf.readUInt16LE(off(s, 'weight')),
+    vipId: buf.readUInt32LE(off(s, 'vip_id')),
+    gen: buf.readUInt32LE(off(s, 'gen')),
+  };
+}
+
+export function decodeCounters(b: Uint8Array): CountersValue {
+  const s = STRUCTS.fl_counters;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    pktsIn: buf.readBigUInt64LE(off(s, 'pkts_in')),
+    bytesIn: buf.readBigUInt64LE(off(s, 'bytes_in')),
+    pktsOut: buf.readBigUInt64LE(off(s, 'pkts_out')),
+    bytesOut: buf.readBigUInt64LE(off(s, 'bytes_out')),
+    newFlows: buf.readBigUInt64LE(off(s, 'new_flows')),
+  };
+}
+
+export function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+}
+
+/** Index of entry `h` of a VIP's maglev table in `slot`, as the program computes it. */
+export function maglevIndex(vipId: number, slot: 0 | 1, h: number, tableSize: number): number {
+  return (vipId * L.FL_MAGLEV_SLOTS + slot) * tableSize + h;
+}
+
+/**
+ * fl_endpoint_hash of bpf/fulcrum_xdp.h, bit for bit: the address words as the program loads them
+ * on this (little-endian) host, the port as its raw network-order u16. The packet fixtures prove
+ * the two agree (a VIP whose bit is missing would pass untouched).
+ */
+export function endpointHash(address: string, port: number, protocol: 'tcp' | 'udp'): number {
+  const a = addr16(address);
+  const portRaw = ((port & 0xff) << 8) | (port >>> 8);
+  const x = (a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12) ^ (portRaw << 8) ^ IPPROTO[protocol]) >>> 0;
+  return Math.imul(x, L.FL_FILTER_MULT) >>> 16;
+}
+
+/** The filter bitmap (FL_FILTER_WORDS u64 words) with the bits of `endpoints` set. */
+export function filterWords(endpoints: Iterable<{ address: string; port: number; protocol: 'tcp' | 'udp' }>): BigUint64Array {
+  const words = new BigUint64Array(L.FL_FILTER_WORDS);
+  for (const e of endpoints) {
+    const h = endpointHash(e.address, e.port, e.protocol);
+    words[h >>> 6] = words[h >>> 6]! | (1n << BigInt(h & 63));
+  }
+  return words;
+}

@@ -1,0 +1,187 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import {
+  attachXdp, detachXdp, queryXdp, isBpffs, loadObject, openPinnedMap, openPinnedProgram, ensurePinDir, unpin, layoutMismatches,
+  type BpfMap, type BpfProgram, type BpfObject,
+} from '../bpf/index.js';
+import { FeatureMissingError, FulcrumError } from '../errors.js';
+import type { XdpSettings } from '../model/xdp.js';
+import { ENUMS, MAPS, PROGRAM_NAME, STRUCTS, type MapName } from './abi.js';
+
+/**
+ * The XDP dataplane's one way into the kernel (STYLE #1): load or reopen the pinned program and maps,
+ * attach/detach, unpin. Everything else in src/xdp works on the handles this returns.
+ */
+
+export const DEFAULT_OBJECT = fileURLToPath(new URL('../../../bpf/build/fulcrum_xdp.bpf.o', import.meta.url));
+const PROG_PIN = 'prog';
+
+export interface XdpLimits { maxVips: number; maxBackends: number; maglevTableSize: number; conntrackSize: number }
+
+export interface XdpKernel {
+  readonly maps: Record<MapName, BpfMap>;
+  readonly program: BpfProgram;
+  readonly limits: XdpLimits;
+  /** True when this start reused pins (the program kept running through the restart). */
+  readonly reopened: boolean;
+  readonly pinDir: string;
+  /** Attaches to every interface in `interfaces` that does not run this program yet. */
+  attach(interfaces: XdpSettings['interfaces']): Array<{ name: string; action: 'attached' | 'kept' | 'replaced' }>;
+  /** Detaches this program from the interfaces (only where it is the attached one). */
+  detach(interfaces: XdpSettings['interfaces']): void;
+  close(): void;
+  /** Detaches, closes and removes the pins (the maps and program then die with their last user). */
+  destroy(interfaces: XdpSettings['interfaces']): void;
+}
+
+function limitsFromSettings(s: XdpSettings): XdpLimits {
+  return { maxVips: s.maxVips, maxBackends: s.maxBackends, maglevTableSize: s.maglevTableSize, conntrackSize: s.conntrackSize };
+}
+
+/** The compiled object must agree with src/xdp/abi.ts; a drifted build is refused here. */
+function checkAbi(obj: BpfObject): void {
+  const problems: string[] = [];
+  for (const [name, layout] of Object.entries(STRUCTS)) {
+    const members = Object.entries(layout.fields).map(([n, f]) => ({ name: n, offset: f.offset, size: f.size }));
+    for (const p of layoutMismatches({ size: layout.size, members, exact: true }, obj.btf.structLayout(name))) problems.push(`struct ${name}: ${p}`);
+  }
+  for (const [name, values] of Object.entries(ENUMS)) {
+    const actual = obj.btf.enumValues(name);
+    for (const [k, v] of Object.entries(values)) if ((actual[k]! >>> 0) !== v) problems.push(`enum ${name}.${k} is ${actual[k]}, expected ${v}`);
+  }
+  if (problems.length > 0) throw new FulcrumError('INTERNAL', `the XDP object does not match src/xdp/abi.ts:\n${problems.join('\n')}`);
+}
+
+/** Creates pinDir inside the bpffs that holds it (the nearest existing ancestor must be bpffs). */
+function makePinDir(pinDir: string): string {
+  const abs = resolve(pinDir);
+  let root = abs;
+  while (!existsSync(root) && dirname(root) !== root) root = dirname(root);
+  if (!isBpffs(root)) throw new FeatureMissingError('bpffs', `${abs} is not inside a mounted bpf filesystem (mount -t bpf bpf /sys/fs/bpf)`);
+  return root === abs ? ensurePinDir(abs) : ensurePinDir(root, abs.slice(root.length).replace(/^\//, ''));
+}
+
+function pinsExist(dir: string): boolean {
+  return existsSync(join(dir, PROG_PIN)) && Object.keys(MAPS).every((m) => existsSync(join(dir, m)));
+}
+
+export interface OpenKernelOptions {
+  settings: XdpSettings;
+  pinDir: string;
+  objectPath?: string;
+}
+
+export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
+  const pinDir = makePinDir(opts.pinDir);
+  let maps: Record<MapName, BpfMap>;
+  let program: BpfProgram;
+  let limits: XdpLimits;
+  let reopened: boolean;
+
+  if (pinsExist(pinDir)) {
+    // A previous agent left the program running: reuse it as is (sizes included), never reload.
+    const opened: Partial<Record<MapName, BpfMap>> = {};
+    try {
+      for (const m of Object.keys(MAPS) as MapName[]) opened[m] = openPinnedMap(join(pinDir, m));
+      program = openPinnedProgram(join(pinDir, PROG_PIN));
+    } catch (e) {
+      for (const m of Object.values(opened)) m?.close();
+      throw e;
+    }
+    maps = opened as Record<MapName, BpfMap>;
+    if (program.info.name !== PROGRAM_NAME.slice(0, 15)) {
+      for (const m of Object.values(maps)) m.close();
+      program.close();
+      throw new FulcrumError('CONFLICT', `${pinDir}/${PROG_PIN} is not a Fulcrum XDP program (${program.info.name})`);
+    }
+    for (const [name, m] of Object.entries(maps)) {
+      const spec = MAPS[name as MapName];
+      const want = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
+      if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value))
+        throw new FulcrumError('CONFLICT', `pinned map ${pinDir}/${name} has key/value ${m.info.keySize}/${m.info.valueSize} bytes, this build expects ${want(spec.key)}/${want(spec.value)}: run fulcrum agent --cleanup`);
+    }
+    const maxVips = maps.vips.info.maxEntries;
+    limits = {
+      maxVips,
+      maxBackends: maps.backends.info.maxEntries,
+      maglevTableSize: maps.maglev.info.maxEntries / (maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS),
+      conntrackSize: maps.conntrack.info.maxEntries,
+    };
+    reopened = true;
+  } else {
+    // Pins without the program pin are what a crash during a first load leaves: nothing uses them.
+    for (const name of [...Object.keys(MAPS), PROG_PIN]) unpin(join(pinDir, name));
+    const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
+    if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
+    limits = limitsFromSettings(opts.settings);
+    const obj = loadObject(objectPath, {
+      rodata: { maglev_size: limits.maglevTableSize, max_vips: limits.maxVips, max_backends: limits.maxBackends },
+      maxEntries: {
+        vips: limits.maxVips,
+        maglev: limits.maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS * limits.maglevTableSize,
+        backends: limits.maxBackends,
+        conntrack: limits.conntrackSize,
+        reverse_nat: limits.conntrackSize,
+        stats: limits.maxVips + limits.maxBackends,
+        nexthop: limits.maxBackends,
+      },
+    });
+    try {
+      checkAbi(obj);
+      for (const m of Object.keys(MAPS)) obj.pinMap(m, join(pinDir, m));
+      // The program pin goes last: its presence means "everything is pinned" to the next start.
+      obj.pinProgram(PROGRAM_NAME, join(pinDir, PROG_PIN));
+      const opened: Partial<Record<MapName, BpfMap>> = {};
+      for (const m of Object.keys(MAPS) as MapName[]) opened[m] = openPinnedMap(join(pinDir, m));
+      maps = opened as Record<MapName, BpfMap>;
+      program = openPinnedProgram(join(pinDir, PROG_PIN));
+    } catch (e) {
+      obj.close();
+      unpin(pinDir);
+      throw e;
+    }
+    obj.close();
+    reopened = false;
+  }
+
+  return {
+    maps,
+    program,
+    limits,
+    reopened,
+    pinDir,
+    attach(interfaces) {
+      return interfaces.map((i) => {
+        const current = queryXdp(i.name);
+        const currentId = i.mode === 'native' ? current.nativeProgId : current.genericProgId;
+        if (currentId === program.id) return { name: i.name, action: 'kept' as const };
+        const other = current.nativeProgId || current.genericProgId || current.progId;
+        // Never replace a program we did not pin: it belongs to someone else (or to a cleaned-up Fulcrum).
+        if (other) throw new FulcrumError('CONFLICT', `${i.name} already runs XDP program id ${other}, which is not the pinned Fulcrum program; detach it first (ip link set dev ${i.name} xdp off)`);
+        attachXdp(i.name, program, { mode: i.mode, existing: 'fail-if-attached' });
+        return { name: i.name, action: 'attached' as const };
+      });
+    },
+    detach(interfaces) {
+      for (const i of interfaces) {
+        try {
+          const q = queryXdp(i.name);
+          if (q.nativeProgId === program.id || q.genericProgId === program.id) detachXdp(i.name, { mode: i.mode, expected: program });
+        } catch (e) {
+          if ((e as FulcrumError).errno === 19) continue; // the interface is gone: nothing to detach
+          throw e;
+        }
+      }
+    },
+    close() {
+      for (const m of Object.values(maps)) m.close();
+      program.close();
+    },
+    destroy(interfaces) {
+      this.detach(interfaces);
+      this.close();
+      unpin(pinDir);
+    },
+  };
+}

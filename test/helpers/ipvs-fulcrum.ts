@@ -1,0 +1,38 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { parseDesiredState, type Service } from '../../src/model/index.js';
+import { IpvsReconciler } from '../../src/ipvs/reconciler.js';
+import { openIpvsClient } from '../../src/ipvs/open-client.js';
+import { silentLogger } from '../../src/log.js';
+import { run } from './netns.js';
+
+/** Fulcrum's own pieces for VM tests: a reconciler on the real client, the CLI as a child process. */
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export function services(list: object[]): Service[] {
+  return parseDesiredState({ services: list }).services;
+}
+
+export async function reconcilerIn(stateDir: string, opts: { drainTimeoutMs?: number } = {}): Promise<IpvsReconciler> {
+  return new IpvsReconciler({ client: await openIpvsClient(), stateDir, logger: silentLogger(), ...opts });
+}
+
+export function tempDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-vm-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function writeConfig(dir: string, list: object[]): string {
+  const path = join(dir, 'fulcrum.yaml');
+  writeFileSync(path, stringify({ services: list }));
+  return path;
+}
+
+/** `fulcrum ARGS...` in a new node process. */
+export async function fulcrum(...args: string[]): Promise<string> {
+  return (await run(process.execPath, [CLI, ...args], { timeoutMs: 120_000 })).stdout;
+}

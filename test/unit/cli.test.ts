@@ -1,0 +1,103 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { COMMANDS } from '../../src/cli/commands/index.js';
+import { harness, ADMIN, READER, type Harness } from '../helpers/agent-harness.js';
+
+function capture() {
+  let text = '';
+  const stream = new Writable({ write(c, _e, cb) { text += c.toString(); cb(); } });
+  return { stream, text: () => text };
+}
+
+async function cli(words: string[], env: Record<string, string>) {
+  const command = COMMANDS.filter((c) => c.path.every((w, i) => words[i] === w)).sort((a, b) => b.path.length - a.path.length)[0]!;
+  const out = capture(), err = capture();
+  let code: number;
+  try {
+    code = await command.run(words.slice(command.path.length), { stdout: out.stream, stderr: err.stream, env });
+  } catch (e) {
+    return { code: 1, out: out.text(), error: e as Error & { code?: string } };
+  }
+  return { code, out: out.text(), error: undefined };
+}
+
+describe('CLI against a running API (fake dataplane)', () => {
+  let h: Harness;
+  let env: Record<string, string>;
+  before(async () => {
+    h = await harness();
+    await h.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (h.app.server.address() as { port: number }).port;
+    env = { FULCRUM_SERVER: `http://127.0.0.1:${port}`, FULCRUM_TOKEN: ADMIN };
+  });
+  after(async () => h.close());
+
+  test('apply --dry-run prints the plan as a diff and applies nothing; apply applies', async () => {
+    const file = join(h.dir, 'state.yaml');
+    writeFileSync(file, 'agent: { stateDir: /ignored }\nservices:\n  - name: web\n    address: 10.0.0.1\n    port: 80\n    scheduler: rr\n    backends:\n      - { address: 10.0.1.1, port: 8080, weight: 2 }\n');
+    const dry = await cli(['apply', '-f', file, '--dry-run'], env);
+    assert.equal(dry.code, 0, String(dry.error));
+    assert.match(dry.out, /^\+ service web tcp 10\.0\.0\.1:80 on ipvs \(rr, nat\)\n\+ {3}backend 10\.0\.1\.1:8080 weight 2\n/);
+    assert.match(dry.out, /ipvs: 2 kernel step\(s\)\n {2}\+ service web\n/);
+    assert.match(dry.out, /dry run: nothing applied \(revision 0\)/);
+    assert.equal(h.agent.revision, 0);
+    const real = await cli(['apply', '-f', file], env);
+    assert.match(real.out, /applied: revision 0 -> 1/);
+    assert.equal(h.ipvs.kernel.size, 1);
+    const again = await cli(['apply', '-f', file], env);
+    assert.equal(again.out, 'no changes (revision 1)\n');
+  });
+
+  test('get services: a table for people, JSON for scripts', async () => {
+    const t = await cli(['get', 'services'], { ...env, FULCRUM_TOKEN: READER });
+    assert.equal(t.out, 'NAME  DATAPLANE  SERVICE          SCHEDULER  FORWARDING  BACKENDS\nweb   ipvs       tcp 10.0.0.1:80  rr         nat         10.0.1.1:8080*2\n');
+    const j = await cli(['get', 'services', '-o', 'json'], env);
+    assert.equal(JSON.parse(j.out)[0].name, 'web');
+    const one = await cli(['get', 'services', 'web', '-o', 'json'], env);
+    assert.equal(JSON.parse(one.out).backends[0].weight, 2);
+    const missing = await cli(['get', 'services', 'nope'], env);
+    assert.equal(missing.error?.code, 'NOT_FOUND');
+  });
+
+  test('drain, status, and errors that say what to do', async () => {
+    const d = await cli(['drain', 'web', '10.0.1.1:8080'], env);
+    assert.equal(d.out, 'web 10.0.1.1:8080: done\n');
+    assert.equal(h.agent.service('web')!.backends.length, 0);
+    const s = await cli(['status'], env);
+    assert.match(s.out, /^revision: {2}2 /);
+    assert.match(s.out, /ipvs {7}yes/);
+    assert.match(s.out, /xdp {8}no {9}no xdp in this \(fake\) kernel/);
+    const ro = await cli(['drain', 'web', '10.0.1.1:8080'], { ...env, FULCRUM_TOKEN: READER });
+    assert.equal(ro.error?.code, 'FORBIDDEN');
+    const bad = await cli(['drain', 'web', 'nohost'], env);
+    assert.match(bad.error!.message, /BACKEND: "nohost" is not address:port/);
+    const down = await cli(['status', '--server', 'http://127.0.0.1:1'], env);
+    assert.match(down.error!.message, /cannot reach the agent at http:\/\/127\.0\.0\.1:1/);
+    const opt = await cli(['status', '-o', 'xml'], env);
+    assert.match(opt.error!.message, /-o: "xml" is not table or json/);
+  });
+});
+
+describe('CLI over TLS', () => {
+  test('with --ca the CLI talks to an https API; without it the certificate is refused', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const dir = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
+    const h = await harness({ https: { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) } });
+    try {
+      await h.app.listen({ host: '127.0.0.1', port: 0 });
+      const port = (h.app.server.address() as { port: number }).port;
+      const env = { FULCRUM_SERVER: `https://127.0.0.1:${port}`, FULCRUM_TOKEN: ADMIN };
+      const ok = await cli(['status', '--ca', join(dir, 'cert.pem')], env);
+      assert.equal(ok.code, 0, String(ok.error));
+      assert.match(ok.out, /^revision: {2}0/);
+      const bad = await cli(['status'], env);
+      assert.match(bad.error!.message, /self-signed certificate/);
+    } finally {
+      await h.close();
+    }
+  });
+});
