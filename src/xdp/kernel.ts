@@ -53,6 +53,18 @@ function checkAbi(obj: BpfObject): void {
   if (problems.length > 0) throw new FulcrumError('INTERNAL', `the XDP object does not match src/xdp/abi.ts:\n${problems.join('\n')}`);
 }
 
+/** loadObject, with "not allowed" turned into the missing capability it means. */
+function loadOrExplain(...args: Parameters<typeof loadObject>): BpfObject {
+  try {
+    return loadObject(...args);
+  } catch (e) {
+    const errno = (e as FulcrumError).errno;
+    if (errno === 1 || errno === 13)
+      throw new FeatureMissingError('bpf', `loading the XDP program needs root (CAP_BPF and CAP_NET_ADMIN): ${(e as Error).message}`, { cause: e });
+    throw e;
+  }
+}
+
 /** Creates pinDir inside the bpffs that holds it (the nearest existing ancestor must be bpffs). */
 function makePinDir(pinDir: string): string {
   const abs = resolve(pinDir);
@@ -115,7 +127,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
     if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
     limits = limitsFromSettings(opts.settings);
-    const obj = loadObject(objectPath, {
+    const obj = loadOrExplain(objectPath, {
       rodata: { maglev_size: limits.maglevTableSize, max_vips: limits.maxVips, max_backends: limits.maxBackends },
       maxEntries: {
         vips: limits.maxVips,
