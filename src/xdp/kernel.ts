@@ -110,8 +110,11 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     for (const [name, m] of Object.entries(maps)) {
       const spec = MAPS[name as MapName];
       const want = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
-      if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value))
+      if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value)) {
+        for (const x of Object.values(maps)) x.close();
+        program.close();
         throw new FulcrumError('CONFLICT', `pinned map ${pinDir}/${name} has key/value ${m.info.keySize}/${m.info.valueSize} bytes, this build expects ${want(spec.key)}/${want(spec.value)}: run fulcrum agent --cleanup`);
+      }
     }
     const maxVips = maps.vips.info.maxEntries;
     limits = {
@@ -122,8 +125,11 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     };
     reopened = true;
   } else {
-    // Pins without the program pin are what a crash during a first load leaves: nothing uses them.
-    for (const name of [...Object.keys(MAPS), PROG_PIN]) unpin(join(pinDir, name));
+    // A program pin without all of this build's maps: another Fulcrum version runs there.
+    if (existsSync(join(pinDir, PROG_PIN)))
+      throw new FulcrumError('CONFLICT', `${pinDir} holds the pins of another Fulcrum XDP version: run fulcrum agent --cleanup (forceCleanupXdp) first`);
+    // Map pins without the program pin are what a crash during a first load leaves: nothing uses them.
+    for (const name of Object.keys(MAPS)) unpin(join(pinDir, name));
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
     if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
     limits = limitsFromSettings(opts.settings);
@@ -196,4 +202,25 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
       unpin(pinDir);
     },
   };
+}
+
+/**
+ * Cleanup that needs no working maps (e.g. the pins of another version): detaches the pinned
+ * program from `interfaces` where it is the attached one, then removes the pin directory.
+ */
+export function forceCleanupXdp(pinDir: string, interfaces: XdpSettings['interfaces']): void {
+  const progPath = join(pinDir, PROG_PIN);
+  if (existsSync(progPath)) {
+    const prog = openPinnedProgram(progPath);
+    try {
+      for (const i of interfaces) {
+        let q;
+        try { q = queryXdp(i.name); } catch { continue; } // the interface is gone
+        if (q.nativeProgId === prog.id || q.genericProgId === prog.id) detachXdp(i.name, { mode: i.mode, expected: prog });
+      }
+    } finally {
+      prog.close();
+    }
+  }
+  unpin(pinDir);
 }
