@@ -59,3 +59,19 @@ test('pins of another version are refused with a CONFLICT; forceCleanupXdp detac
   assert.ok(withNetnsSync(ns.name, () => queryXdp('d1').nativeProgId) > 0, 'the foreign program is untouched');
   assert.equal(existsSync(dirs.pinDir), false);
 });
+
+test('generic (skb) mode attaches and detaches the same pinned program', { skip }, () => {
+  const generic = XdpSettingsSchema.parse({ ...SMALL, interfaces: [{ name: 'd0', mode: 'generic' }] });
+  const k = withNetnsSync(ns.name, () => openXdpKernel({ settings: generic, pinDir: dirs.pinDir }));
+  try {
+    assert.deepEqual(withNetnsSync(ns.name, () => k.attach(generic.interfaces)), [{ name: 'd0', action: 'attached' }]);
+    const q = withNetnsSync(ns.name, () => queryXdp('d0'));
+    assert.equal(q.genericProgId, k.program.id);
+    assert.equal(q.attachMode, 'generic');
+    withNetnsSync(ns.name, () => k.destroy(generic.interfaces));
+    assert.equal(withNetnsSync(ns.name, () => queryXdp('d0').genericProgId), 0);
+    assert.equal(existsSync(dirs.pinDir), false);
+  } finally {
+    k.close();
+  }
+});
