@@ -143,6 +143,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
         reverse_nat: limits.conntrackSize,
         stats: limits.maxVips + limits.maxBackends,
         nexthop: limits.maxBackends,
+        nat_endpoints: limits.maxBackends,
       },
     });
     try {
