@@ -266,8 +266,10 @@ export function describeStep(s: XdpStep): string {
 
 /** What the maps hold after `steps` were applied to `observed` (the executor's effect, purely). */
 export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): Observed {
-  const next: Observed = { vips: observed.vips.slice(), backends: observed.backends.slice(), filter: observed.filter, endpoints: observed.endpoints.slice() };
-  const same = (a: VipKey, b: VipKey) => a.address === b.address && a.port === b.port && a.protocol === b.protocol && a.family === b.family;
+  const next: Observed = { vips: [], backends: observed.backends.slice(), filter: observed.filter, endpoints: [] };
+  const ek = (k: VipKey) => `${k.protocol} ${formatEndpoint(k.address, k.port)}`;
+  const endpoints = new Map(observed.endpoints.map((e) => [ek(e.key), e]));
+  const vips = new Map(observed.vips.map((v) => [v.meta.id, v]));
   for (const s of steps) {
     switch (s.kind) {
       case 'add-backend':
@@ -277,25 +279,24 @@ export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): 
       case 'remove-backend':
         next.backends[s.slot] = { ...s.previous, active: false };
         break;
-      case 'publish': {
-        const i = next.vips.findIndex((v) => v.meta.id === s.meta.id);
-        if (i >= 0) next.vips[i] = { key: s.key, meta: s.meta };
-        else next.vips.push({ key: s.key, meta: s.meta });
+      case 'publish':
+        vips.set(s.meta.id, { key: s.key, meta: s.meta });
         break;
-      }
       case 'remove-vip':
-        next.vips = next.vips.filter((v) => v.meta.id !== s.previous.id);
+        vips.delete(s.previous.id);
         break;
       case 'set-filter':
         next.filter = s.words;
         break;
       case 'set-endpoint':
-        next.endpoints = [...next.endpoints.filter((e) => !same(e.key, s.key)), { key: s.key, value: s.value }];
+        endpoints.set(ek(s.key), { key: s.key, value: s.value });
         break;
       case 'remove-endpoint':
-        next.endpoints = next.endpoints.filter((e) => !same(e.key, s.key));
+        endpoints.delete(ek(s.key));
         break;
     }
   }
+  next.endpoints = [...endpoints.values()];
+  next.vips = [...vips.values()];
   return next;
 }
