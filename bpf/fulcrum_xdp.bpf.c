@@ -63,8 +63,21 @@ struct {
 	__type(value, struct fl_conn);
 } conntrack SEC(".maps");
 
-/* nat replies: backend->client flow -> the VIP:port to put back as the source. The hash table is
- * shared, so a reply that arrives on another CPU (and interface) than the request finds its entry. */
+/* nat backend endpoint (address, port, protocol) -> the VIP:port its replies get as their source,
+ * and the backend slot a client flow must be on for that (checked in conntrack). One entry per
+ * endpoint, written by the control plane: no per-flow insert for the reply path. When the endpoint
+ * serves several VIPs (FL_RNAT_SHARED) the VIP fields name one of them, and per-flow reverse_nat
+ * entries (below) say which VIP each flow used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FL_DEFAULT_MAX_BACKENDS);
+	__type(key, struct fl_vip_key);
+	__type(value, struct fl_rnat);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} nat_endpoints SEC(".maps");
+
+/* nat replies of shared endpoints: backend->client flow -> the VIP:port to put back as the source.
+ * The hash table is shared, so a reply arriving on another CPU than the request finds its entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, FL_DEFAULT_CONNTRACK_SIZE);
@@ -419,14 +432,42 @@ static __always_inline int ttl_expiring(struct pkt *p, void *end)
 static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 bytes)
 {
 	void *end = (void *)(long)ctx->data_end;
-	struct fl_rnat *rn = bpf_map_lookup_elem(&reverse_nat, &p->flow);
+	struct fl_vip_key ek;
+	struct fl_rnat *e, *rn = NULL;
 	struct fl_rnat r;
 
-	if (!rn)
+	__builtin_memcpy(ek.addr, p->flow.src, 16);
+	ek.port = p->flow.sport;
+	ek.proto = p->flow.proto;
+	ek.family = p->flow.family;
+	e = bpf_map_lookup_elem(&nat_endpoints, &ek);
+	if (!e)
 		return XDP_PASS;
+	if (e->flags & FL_RNAT_SHARED)
+		rn = bpf_map_lookup_elem(&reverse_nat, &p->flow);
+	if (rn) {
+		r = *rn;
+	} else {
+		/* Ours only if the client's flow to the endpoint's VIP is on this backend: traffic
+		 * from the backend that did not come through the LB passes to the kernel. */
+		struct fl_flow_key fk;
+		struct fl_conn *ct;
+
+		__builtin_memcpy(fk.src, p->flow.dst, 16);
+		__builtin_memcpy(fk.dst, e->vip, 16);
+		fk.sport = p->flow.dport;
+		fk.dport = e->vport;
+		fk.proto = p->flow.proto;
+		fk.family = p->flow.family;
+		fk.pad[0] = 0;
+		fk.pad[1] = 0;
+		ct = bpf_map_lookup_elem(&conntrack, &fk);
+		if (!ct || ct->backend != e->backend)
+			return XDP_PASS;
+		r = *e;
+	}
 	if (ttl_expiring(p, end))
 		return XDP_PASS; /* the kernel sends the ICMP time exceeded */
-	r = *rn;
 	count(r.vip_id, bytes, 1, 0);
 	if (r.backend < max_backends)
 		count(max_vips + r.backend, bytes, 1, 0);
@@ -529,7 +570,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 
 		if (ttl_expiring(&p, end))
 			return XDP_PASS;
-		if (new_flow) {
+		if (new_flow && (be.flags & FL_BACKEND_SHARED_NAT)) {
 			struct fl_flow_key rk = {};
 			struct fl_rnat rv = {};
 			__builtin_memcpy(rk.src, be.addr, 16);

@@ -38,6 +38,12 @@ enum fl_mode {
 /* fl_backend.flags */
 enum fl_backend_flag {
 	FL_BACKEND_ACTIVE = 1,            /* slot in use; a conntrack entry to an inactive slot is ignored */
+	FL_BACKEND_SHARED_NAT = 2,        /* its endpoint serves several nat VIPs: keep per-flow reply entries */
+};
+
+/* fl_rnat.flags (in nat_endpoints) */
+enum fl_rnat_flag {
+	FL_RNAT_SHARED = 1,               /* several VIPs: look the flow up in reverse_nat first */
 };
 
 /* A VIP: destination address (IPv4 in the first 4 bytes, rest zero), port (be), IP protocol. */
@@ -84,11 +90,11 @@ struct fl_conn {
 	__u32 gen;
 };
 
-/* reverse_nat value: what a reply from a backend must look like to the client. */
+/* reverse_nat and nat_endpoints value: what a reply from a backend must look like to the client. */
 struct fl_rnat {
 	__u8 vip[16];
 	__be16 vport;
-	__u16 pad;
+	__u16 flags;        /* enum fl_rnat_flag (nat_endpoints only) */
 	__u32 vip_id;
 	__u32 backend;
 };
@@ -132,6 +138,7 @@ struct fl_abi {
 	enum fl_family family;
 	enum fl_mode mode;
 	enum fl_backend_flag backend_flag;
+	enum fl_rnat_flag rnat_flag;
 	struct fl_vip_key vip_key;
 	struct fl_vip_meta vip_meta;
 	struct fl_backend backend;

@@ -71,7 +71,7 @@ try {
   console.log(`XDP dataplane programming, ${NVIPS} VIPs x ${NBACKENDS} backends, Maglev ${TABLE}, ${RUNS} runs, min/median/max`);
   console.log(`load + pin program and maps (once)      ${(loadMs / 1000).toFixed(2)} s`);
   console.log(`reconcile from empty (all VIPs)        ${f(series.apply!)}`);
-  console.log(`no-op reconcile (read back + plan)     ${f(series.noop!)}`);
+  console.log(`no-op reconcile (plan, nothing to do)  ${f(series.noop!)}`);
   console.log(`one backend added to one VIP           ${f(series.change!)}`);
   console.log(`remove everything                      ${f(series.remove!)}`);
   console.log(`baseline: Maglev builds alone          ${f(series.maglev!)}`);

@@ -28,7 +28,7 @@ export const STRUCTS = {
     },
   },
   fl_conn: { size: 8, fields: { backend: { offset: 0, size: 4 }, gen: { offset: 4, size: 4 } } },
-  fl_rnat: { size: 28, fields: { vip: { offset: 0, size: 16 }, vport: { offset: 16, size: 2 }, pad: { offset: 18, size: 2 }, vip_id: { offset: 20, size: 4 }, backend: { offset: 24, size: 4 } } },
+  fl_rnat: { size: 28, fields: { vip: { offset: 0, size: 16 }, vport: { offset: 16, size: 2 }, flags: { offset: 18, size: 2 }, vip_id: { offset: 20, size: 4 }, backend: { offset: 24, size: 4 } } },
   fl_counters: {
     size: 40,
     fields: {
@@ -53,7 +53,8 @@ export const ENUMS = {
   },
   fl_family: { FL_FAMILY_INET: 2, FL_FAMILY_INET6: 10 },
   fl_mode: { FL_MODE_NAT: 0, FL_MODE_DR: 1 },
-  fl_backend_flag: { FL_BACKEND_ACTIVE: 1 },
+  fl_backend_flag: { FL_BACKEND_ACTIVE: 1, FL_BACKEND_SHARED_NAT: 2 },
+  fl_rnat_flag: { FL_RNAT_SHARED: 1 },
 } as const;
 
 export const L = ENUMS.fl_limits;
@@ -65,6 +66,7 @@ export const MAPS = {
   backends: { key: 'u32', value: 'fl_backend' },
   conntrack: { key: 'fl_flow_key', value: 'fl_conn' },
   reverse_nat: { key: 'fl_flow_key', value: 'fl_rnat' },
+  nat_endpoints: { key: 'fl_vip_key', value: 'fl_rnat' },
   stats: { key: 'u32', value: 'fl_counters' },
   filter: { key: 'u32', value: 'u64' },
   nexthop: { key: 'u32', value: 'fl_nexthop' },
@@ -102,7 +104,9 @@ export function addr16(address: string): Buffer {
 
 export interface VipKey { address: string; family: Family; port: number; protocol: 'tcp' | 'udp' }
 export interface VipMeta { id: number; mode: 'nat' | 'dr'; slot: 0 | 1; tableHash: number }
-export interface BackendValue { address: string; family: Family; port: number; mac: string | undefined; active: boolean; weight: number; vipId: number; gen: number }
+export interface BackendValue { address: string; family: Family; port: number; mac: string | undefined; active: boolean; sharedNat: boolean; weight: number; vipId: number; gen: number }
+/** A nat_endpoints value: the VIP replies of an endpoint get, the slot its flows must be on. */
+export interface EndpointValue { vip: string; vport: number; vipId: number; slot: number; shared: boolean }
 export interface CountersValue { pktsIn: bigint; bytesIn: bigint; pktsOut: bigint; bytesOut: bigint; newFlows: bigint }
 
 export function encodeVipKey(k: VipKey): Buffer {
@@ -156,7 +160,7 @@ export function encodeBackend(v: BackendValue): Buffer {
   b.writeUInt16BE(v.port, off(s, 'port'));
   if (v.mac) put(b, s, 'mac', macToBytes(v.mac));
   b.writeUInt8(familyCode(v.family), off(s, 'family'));
-  b.writeUInt8(v.active ? ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE : 0, off(s, 'flags'));
+  b.writeUInt8((v.active ? ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE : 0) | (v.sharedNat ? ENUMS.fl_backend_flag.FL_BACKEND_SHARED_NAT : 0), off(s, 'flags'));
   b.writeUInt16LE(v.weight, off(s, 'weight'));
   b.writeUInt32LE(v.vipId, off(s, 'vip_id'));
   b.writeUInt32LE(v.gen >>> 0, off(s, 'gen'));
@@ -175,9 +179,33 @@ export function decodeBackend(b: Uint8Array): BackendValue {
     port: buf.readUInt16BE(off(s, 'port')),
     mac,
     active: (buf.readUInt8(off(s, 'flags')) & ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE) !== 0,
+    sharedNat: (buf.readUInt8(off(s, 'flags')) & ENUMS.fl_backend_flag.FL_BACKEND_SHARED_NAT) !== 0,
     weight: buf.readUInt16LE(off(s, 'weight')),
     vipId: buf.readUInt32LE(off(s, 'vip_id')),
     gen: buf.readUInt32LE(off(s, 'gen')),
+  };
+}
+
+export function encodeEndpoint(v: EndpointValue): Buffer {
+  const s = STRUCTS.fl_rnat;
+  const b = Buffer.alloc(s.size);
+  put(b, s, 'vip', addr16(v.vip));
+  b.writeUInt16BE(v.vport, off(s, 'vport'));
+  b.writeUInt16LE(v.shared ? ENUMS.fl_rnat_flag.FL_RNAT_SHARED : 0, off(s, 'flags'));
+  b.writeUInt32LE(v.vipId, off(s, 'vip_id'));
+  b.writeUInt32LE(v.slot, off(s, 'backend'));
+  return b;
+}
+
+export function decodeEndpoint(b: Uint8Array, family: Family): EndpointValue {
+  const s = STRUCTS.fl_rnat;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    vip: bytesToIp(buf.subarray(0, family === 'inet' ? 4 : 16)),
+    vport: buf.readUInt16BE(off(s, 'vport')),
+    vipId: buf.readUInt32LE(off(s, 'vip_id')),
+    slot: buf.readUInt32LE(off(s, 'backend')),
+    shared: (buf.readUInt16LE(off(s, 'flags')) & ENUMS.fl_rnat_flag.FL_RNAT_SHARED) !== 0,
   };
 }
 

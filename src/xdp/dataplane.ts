@@ -6,7 +6,7 @@ import type { Service } from '../model/schema.js';
 import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { decodeBackend, decodeCounters, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
+import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
 import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type TableMember, type XdpStep } from './plan.js';
 import { openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
@@ -209,10 +209,15 @@ export function readObserved(k: XdpKernel): Observed {
   f.keys.forEach((key, i) => {
     filter[key.readUInt32LE(0)] = f.values[i]!.readBigUInt64LE(0);
   });
+  const eps = k.maps.nat_endpoints.lookupBatch(1024);
   return {
     vips: vips.keys.map((key, i) => ({ key: decodeVipKey(key), meta: decodeVipMeta(vips.values[i]!) })),
     backends,
     filter,
+    endpoints: eps.keys.map((key, i) => {
+      const k2 = decodeVipKey(key);
+      return { key: k2, value: decodeEndpoint(eps.values[i]!, k2.family) };
+    }),
   };
 }
 
@@ -313,5 +318,13 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'set-filter':
       writeFilter(k, step.words);
       return () => writeFilter(k, step.previous);
+    case 'set-endpoint': {
+      m.nat_endpoints.update(encodeVipKey(step.key), encodeEndpoint(step.value));
+      const prev = step.previous;
+      return prev ? () => m.nat_endpoints.update(encodeVipKey(step.key), encodeEndpoint(prev)) : () => void m.nat_endpoints.delete(encodeVipKey(step.key));
+    }
+    case 'remove-endpoint':
+      m.nat_endpoints.delete(encodeVipKey(step.key));
+      return () => m.nat_endpoints.update(encodeVipKey(step.key), encodeEndpoint(step.previous));
   }
 }

@@ -53,6 +53,18 @@ function checkAbi(obj: BpfObject): void {
   if (problems.length > 0) throw new FulcrumError('INTERNAL', `the XDP object does not match src/xdp/abi.ts:\n${problems.join('\n')}`);
 }
 
+/** loadObject, with "not allowed" turned into the missing capability it means. */
+function loadOrExplain(...args: Parameters<typeof loadObject>): BpfObject {
+  try {
+    return loadObject(...args);
+  } catch (e) {
+    const errno = (e as FulcrumError).errno;
+    if (errno === 1 || errno === 13)
+      throw new FeatureMissingError('bpf', `loading the XDP program needs root (CAP_BPF and CAP_NET_ADMIN): ${(e as Error).message}`, { cause: e });
+    throw e;
+  }
+}
+
 /** Creates pinDir inside the bpffs that holds it (the nearest existing ancestor must be bpffs). */
 function makePinDir(pinDir: string): string {
   const abs = resolve(pinDir);
@@ -98,8 +110,11 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     for (const [name, m] of Object.entries(maps)) {
       const spec = MAPS[name as MapName];
       const want = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
-      if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value))
+      if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value)) {
+        for (const x of Object.values(maps)) x.close();
+        program.close();
         throw new FulcrumError('CONFLICT', `pinned map ${pinDir}/${name} has key/value ${m.info.keySize}/${m.info.valueSize} bytes, this build expects ${want(spec.key)}/${want(spec.value)}: run fulcrum agent --cleanup`);
+      }
     }
     const maxVips = maps.vips.info.maxEntries;
     limits = {
@@ -110,12 +125,15 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     };
     reopened = true;
   } else {
-    // Pins without the program pin are what a crash during a first load leaves: nothing uses them.
-    for (const name of [...Object.keys(MAPS), PROG_PIN]) unpin(join(pinDir, name));
+    // A program pin without all of this build's maps: another Fulcrum version runs there.
+    if (existsSync(join(pinDir, PROG_PIN)))
+      throw new FulcrumError('CONFLICT', `${pinDir} holds the pins of another Fulcrum XDP version: run fulcrum agent --cleanup (forceCleanupXdp) first`);
+    // Map pins without the program pin are what a crash during a first load leaves: nothing uses them.
+    for (const name of Object.keys(MAPS)) unpin(join(pinDir, name));
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
     if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
     limits = limitsFromSettings(opts.settings);
-    const obj = loadObject(objectPath, {
+    const obj = loadOrExplain(objectPath, {
       rodata: { maglev_size: limits.maglevTableSize, max_vips: limits.maxVips, max_backends: limits.maxBackends },
       maxEntries: {
         vips: limits.maxVips,
@@ -125,6 +143,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
         reverse_nat: limits.conntrackSize,
         stats: limits.maxVips + limits.maxBackends,
         nexthop: limits.maxBackends,
+        nat_endpoints: limits.maxBackends,
       },
     });
     try {
@@ -184,4 +203,25 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
       unpin(pinDir);
     },
   };
+}
+
+/**
+ * Cleanup that needs no working maps (e.g. the pins of another version): detaches the pinned
+ * program from `interfaces` where it is the attached one, then removes the pin directory.
+ */
+export function forceCleanupXdp(pinDir: string, interfaces: XdpSettings['interfaces']): void {
+  const progPath = join(pinDir, PROG_PIN);
+  if (existsSync(progPath)) {
+    const prog = openPinnedProgram(progPath);
+    try {
+      for (const i of interfaces) {
+        let q;
+        try { q = queryXdp(i.name); } catch { continue; } // the interface is gone
+        if (q.nativeProgId === prog.id || q.genericProgId === prog.id) detachXdp(i.name, { mode: i.mode, expected: prog });
+      }
+    } finally {
+      prog.close();
+    }
+  }
+  unpin(pinDir);
 }

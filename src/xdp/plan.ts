@@ -1,6 +1,6 @@
 import type { Service } from '../model/schema.js';
 import { formatEndpoint, type Family } from '../model/net.js';
-import { filterWords, type BackendValue, type VipKey, type VipMeta } from './abi.js';
+import { filterWords, type BackendValue, type EndpointValue, type VipKey, type VipMeta } from './abi.js';
 
 /**
  * plan(desired, observed) -> XdpStep[]: pure. Observed is what the pinned maps hold (read back
@@ -23,6 +23,8 @@ export interface Observed {
   backends: BackendValue[];
   /** The endpoint filter bitmap. */
   filter: BigUint64Array;
+  /** nat_endpoints: nat backend endpoint -> the VIP its replies get. */
+  endpoints: Array<{ key: VipKey; value: EndpointValue }>;
 }
 
 export interface Limits { maxVips: number; maxBackends: number; maglevTableSize: number }
@@ -36,7 +38,9 @@ export type XdpStep =
   | { kind: 'publish'; service: string; key: VipKey; meta: VipMeta; previous: VipMeta | undefined; members: TableMember[]; reason: string }
   | { kind: 'remove-backend'; service: string; slot: number; previous: BackendValue }
   | { kind: 'remove-vip'; service: string; key: VipKey; previous: VipMeta }
-  | { kind: 'set-filter'; service: string; words: BigUint64Array; previous: BigUint64Array; bits: number };
+  | { kind: 'set-filter'; service: string; words: BigUint64Array; previous: BigUint64Array; bits: number }
+  | { kind: 'set-endpoint'; service: string; key: VipKey; value: EndpointValue; previous: EndpointValue | undefined }
+  | { kind: 'remove-endpoint'; service: string; key: VipKey; previous: EndpointValue };
 
 export type XdpStepKind = XdpStep['kind'];
 
@@ -110,6 +114,17 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     return nextId++;
   };
 
+  // nat backend endpoints: one reply entry each; "shared" when several nat VIPs use the endpoint.
+  const epKey = (protocol: string, address: string, port: number) => `${protocol} ${formatEndpoint(address, port)}`;
+  const epUsers = new Map<string, number>();
+  for (const d of desired) {
+    if (d.mode !== 'nat') continue;
+    for (const b of new Set(d.backends.map((b) => epKey(d.key.protocol, b.address, b.port)))) epUsers.set(b, (epUsers.get(b) ?? 0) + 1);
+  }
+  const observedEp = new Map(observed.endpoints.map((e) => [epKey(e.key.protocol, e.key.address, e.key.port), e]));
+  const desiredEp = new Map<string, { key: VipKey; value: EndpointValue; service: string }>();
+  const endpointSets: XdpStep[] = [], endpointRemovals: XdpStep[] = [];
+
   const desiredKeys = new Set<string>();
   for (const d of desired) {
     const keyText = vipKeyString(d.key);
@@ -128,8 +143,10 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     const memberSlots = new Set<number>();
     for (const b of d.backends) {
       const bid = backendId(b.address, b.port);
+      const ek = epKey(d.key.protocol, b.address, b.port);
+      const sharedNat = d.mode === 'nat' && (epUsers.get(ek) ?? 0) > 1;
       const value = (slot: number, gen: number): BackendValue => ({
-        address: b.address, family: d.key.family, port: b.port, mac: b.mac, active: true, weight: b.weight, vipId: id, gen,
+        address: b.address, family: d.key.family, port: b.port, mac: b.mac, active: true, sharedNat, weight: b.weight, vipId: id, gen,
       });
       let slot = current.get(bid);
       if (slot === undefined) {
@@ -139,8 +156,17 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
       } else {
         const prev = observed.backends[slot]!;
         const next = value(slot, prev.gen);
-        if (prev.mac !== next.mac || prev.weight !== next.weight)
+        if (prev.mac !== next.mac || prev.weight !== next.weight || prev.sharedNat !== next.sharedNat)
           adds.push({ kind: 'update-backend', service: d.service, slot, value: next, previous: prev });
+      }
+      if (d.mode === 'nat') {
+        // The endpoint's VIP: the one it already names when that one still uses it (its flows keep
+        // working without per-flow entries), else the first.
+        const mine = { key: { address: b.address, family: d.key.family, port: b.port, protocol: d.key.protocol }, service: d.service,
+          value: { vip: d.key.address, vport: d.key.port, vipId: id, slot, shared: sharedNat } };
+        const had = observedEp.get(ek);
+        const cur = desiredEp.get(ek);
+        if (!cur || (had && had.value.vipId === id && had.value.slot === slot)) desiredEp.set(ek, mine);
       }
       memberSlots.add(slot);
       if (b.weight > 0) members.push({ key: bid, slot, weight: b.weight });
@@ -156,6 +182,16 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
       const slot = (1 - obs.meta.slot) as 0 | 1;
       publishes.push({ kind: 'publish', service: d.service, key: d.key, meta: { id, mode: d.mode, slot, tableHash }, previous: obs.meta, members, reason: reasons });
     }
+  }
+
+  for (const [k, e] of desiredEp) {
+    const had = observedEp.get(k);
+    const v = e.value, p = had?.value;
+    if (!p || p.vip !== v.vip || p.vport !== v.vport || p.vipId !== v.vipId || p.slot !== v.slot || p.shared !== v.shared)
+      endpointSets.push({ kind: 'set-endpoint', service: e.service, key: e.key, value: v, previous: p });
+  }
+  for (const [k, e] of observedEp) {
+    if (!desiredEp.has(k)) endpointRemovals.push({ kind: 'remove-endpoint', service: `${e.key.protocol} ${formatEndpoint(e.key.address, e.key.port)}`, key: e.key, previous: e.value });
   }
 
   const nameOfId = new Map<number, string>();
@@ -188,7 +224,9 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     filterFirst.push({ kind: 'set-filter', service: '*', words: superset, previous: observed.filter, bits: popcount(superset) });
   if (!sameWords(exact, superset))
     filterLast.push({ kind: 'set-filter', service: '*', words: exact, previous: superset, bits: popcount(exact) });
-  return [...filterFirst, ...adds, ...publishes, ...vipRemovals, ...removes, ...filterLast];
+  // Reply entries name live slots: set after the slots are written, before the VIP is published;
+  // removed after the slots they name are gone.
+  return [...filterFirst, ...adds, ...endpointSets, ...publishes, ...vipRemovals, ...removes, ...endpointRemovals, ...filterLast];
 }
 
 function sameWords(a: BigUint64Array, b: BigUint64Array): boolean {
@@ -219,12 +257,19 @@ export function describeStep(s: XdpStep): string {
       return `- ${s.service} id ${s.previous.id}`;
     case 'set-filter':
       return `~ endpoint filter: ${s.bits} bits set`;
+    case 'set-endpoint':
+      return `${s.previous ? '~' : '+'} nat replies from ${s.key.protocol} ${formatEndpoint(s.key.address, s.key.port)} -> ${formatEndpoint(s.value.vip, s.value.vport)} (slot ${s.value.slot}${s.value.shared ? ', shared by several VIPs' : ''})`;
+    case 'remove-endpoint':
+      return `- nat replies from ${s.key.protocol} ${formatEndpoint(s.key.address, s.key.port)}`;
   }
 }
 
 /** What the maps hold after `steps` were applied to `observed` (the executor's effect, purely). */
 export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): Observed {
-  const next: Observed = { vips: observed.vips.slice(), backends: observed.backends.slice(), filter: observed.filter };
+  const next: Observed = { vips: [], backends: observed.backends.slice(), filter: observed.filter, endpoints: [] };
+  const ek = (k: VipKey) => `${k.protocol} ${formatEndpoint(k.address, k.port)}`;
+  const endpoints = new Map(observed.endpoints.map((e) => [ek(e.key), e]));
+  const vips = new Map(observed.vips.map((v) => [v.meta.id, v]));
   for (const s of steps) {
     switch (s.kind) {
       case 'add-backend':
@@ -234,19 +279,24 @@ export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): 
       case 'remove-backend':
         next.backends[s.slot] = { ...s.previous, active: false };
         break;
-      case 'publish': {
-        const i = next.vips.findIndex((v) => v.meta.id === s.meta.id);
-        if (i >= 0) next.vips[i] = { key: s.key, meta: s.meta };
-        else next.vips.push({ key: s.key, meta: s.meta });
+      case 'publish':
+        vips.set(s.meta.id, { key: s.key, meta: s.meta });
         break;
-      }
       case 'remove-vip':
-        next.vips = next.vips.filter((v) => v.meta.id !== s.previous.id);
+        vips.delete(s.previous.id);
         break;
       case 'set-filter':
         next.filter = s.words;
         break;
+      case 'set-endpoint':
+        endpoints.set(ek(s.key), { key: s.key, value: s.value });
+        break;
+      case 'remove-endpoint':
+        endpoints.delete(ek(s.key));
+        break;
     }
   }
+  next.endpoints = [...endpoints.values()];
+  next.vips = [...vips.values()];
   return next;
 }

@@ -38,6 +38,8 @@ const services = [
   { name: 'nat6u', dataplane: 'xdp', address: '2001:db8::1', port: 53, protocol: 'udp', backends: [{ address: '2001:db8:1::1', port: 5353 }] },
   { name: 'dr4t', dataplane: 'xdp', address: '10.0.0.2', port: 80, forwarding: 'dr', backends: [{ address: '10.1.0.2', mac: DR_MAC }] },
   { name: 'dr6u', dataplane: 'xdp', address: '2001:db8::2', port: 53, protocol: 'udp', forwarding: 'dr', backends: [{ address: '2001:db8:1::2', mac: DR_MAC }] },
+  // Shares its backend endpoint with nat4t: replies of both go through per-flow entries.
+  { name: 'nat4s', dataplane: 'xdp', address: '10.0.0.4', port: 80, backends: [{ address: '10.1.0.1', port: 8080 }] },
 ];
 
 before(async () => {
@@ -189,13 +191,18 @@ test('fixture: truncated headers pass untouched (every cut of a VIP packet)', { 
   }
 });
 
-test('fixture: reply path, backend -> client becomes VIP -> client (IPv4 TCP, IPv6 UDP)', { skip }, () => {
-  // Requests first (they create the reverse-NAT entries), then the replies.
+test('fixture: reply path, backend -> client becomes VIP -> client (IPv4 TCP shared endpoint, IPv4 TCP second VIP, IPv6 UDP)', { skip }, () => {
+  // Requests first (they create the flows), then the replies.
   for (const [req, reply, expect] of [
     [
       { ...client4, dst: '10.0.0.1', protocol: 'tcp', sport: 41000, dport: 80 },
       { src: '10.1.0.1', dst: '10.9.0.5', protocol: 'tcp', sport: 8080, dport: 41000, srcMac: BACKEND_MAC, dstMac: NS_MAC, tcpFlags: 0x12 },
       { src: '10.0.0.1', dst: '10.9.0.5', protocol: 'tcp', sport: 80, dport: 41000, ttl: 63, srcMac: NS_MAC, dstMac: CLIENT_MAC, tcpFlags: 0x12 },
+    ],
+    [
+      { ...client4, dst: '10.0.0.4', protocol: 'tcp', sport: 41002, dport: 80 },
+      { src: '10.1.0.1', dst: '10.9.0.5', protocol: 'tcp', sport: 8080, dport: 41002, srcMac: BACKEND_MAC, dstMac: NS_MAC, tcpFlags: 0x12 },
+      { src: '10.0.0.4', dst: '10.9.0.5', protocol: 'tcp', sport: 80, dport: 41002, ttl: 63, srcMac: NS_MAC, dstMac: CLIENT_MAC, tcpFlags: 0x12 },
     ],
     [
       { ...client6, dst: '2001:db8::1', protocol: 'udp', sport: 41001, dport: 53 },
@@ -211,11 +218,16 @@ test('fixture: reply path, backend -> client becomes VIP -> client (IPv4 TCP, IP
     assert.ok(sameAddress(p.src, expect.src) && p.sport === expect.sport, 'source is the VIP again');
     assert.equal(out.toString('hex'), buildPacket(expect).toString('hex'));
   }
-  // A reply from the backend port to a client that never asked is not ours: untouched.
-  const stray = buildPacket({ src: '10.1.0.1', dst: '10.9.0.5', protocol: 'tcp', sport: 8080, dport: 41999, srcMac: BACKEND_MAC, dstMac: NS_MAC });
-  const r = run(stray);
-  assert.equal(r.verdict, XdpAction.PASS);
-  assert.deepEqual(r.out, stray);
+  // A "reply" from a backend endpoint to a client port that never asked is not ours: untouched
+  // (shared endpoint: no per-flow entry; unique endpoint: no such flow in the connection table).
+  for (const stray of [
+    buildPacket({ src: '10.1.0.1', dst: '10.9.0.5', protocol: 'tcp', sport: 8080, dport: 41999, srcMac: BACKEND_MAC, dstMac: NS_MAC }),
+    buildPacket({ src: '2001:db8:1::1', dst: '2001:db8:9::5', protocol: 'udp', sport: 5353, dport: 41999, srcMac: BACKEND_MAC, dstMac: NS_MAC }),
+  ]) {
+    const r = run(stray);
+    assert.equal(r.verdict, XdpAction.PASS);
+    assert.deepEqual(r.out, stray);
+  }
 });
 
 test('fixture: per-VIP and per-backend counters count what went through', { skip }, async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ENUMS, MAPS, STRUCTS, KNOBS, PROGRAM_NAME, decodeBackend, encodeBackend, decodeVipMeta, encodeVipMeta, decodeVipKey, encodeVipKey } from '../../src/xdp/abi.js';
+import { ENUMS, MAPS, STRUCTS, KNOBS, PROGRAM_NAME, decodeBackend, encodeBackend, decodeVipMeta, encodeVipMeta, decodeVipKey, encodeVipKey, decodeEndpoint, encodeEndpoint } from '../../src/xdp/abi.js';
 
 // The compiled object's BTF is the source of truth (bpf/fulcrum_xdp.h); src/xdp/abi.ts must match it.
 const OBJECT = fileURLToPath(new URL('../../../bpf/build/fulcrum_xdp.bpf.o', import.meta.url));
@@ -77,10 +77,13 @@ test('encoders round-trip and put fields at the table offsets', () => {
   assert.equal(k4.toString('hex'), '0a000001' + '00'.repeat(12) + '0050' + '06' + '02');
   const meta = { id: 7, mode: 'dr' as const, slot: 1 as const, tableHash: 0xdeadbeef };
   assert.deepEqual(decodeVipMeta(encodeVipMeta(meta)), meta);
-  const be = { address: '10.1.0.2', family: 'inet' as const, port: 8080, mac: '02:aa:bb:cc:dd:ee', active: true, weight: 3, vipId: 5, gen: 9 };
+  const be = { address: '10.1.0.2', family: 'inet' as const, port: 8080, mac: '02:aa:bb:cc:dd:ee', active: true, sharedNat: true, weight: 3, vipId: 5, gen: 9 };
   const enc = encodeBackend(be);
   assert.equal(enc.length, STRUCTS.fl_backend.size);
   assert.equal(enc.readUInt16BE(16), 8080);
   assert.equal(enc.subarray(18, 24).toString('hex'), '02aabbccddee');
+  assert.equal(enc.readUInt8(25), 3, 'flags: active | shared nat');
   assert.deepEqual(decodeBackend(enc), be);
+  const ep = { vip: '2001:db8::1', vport: 80, vipId: 3, slot: 17, shared: true };
+  assert.deepEqual(decodeEndpoint(encodeEndpoint(ep), 'inet6'), ep);
 });

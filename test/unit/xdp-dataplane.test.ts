@@ -56,7 +56,7 @@ test('a step that fails mid-way rolls back every step before it (VIPs, backends,
     const { kernel, maps } = fakeKernel();
     const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
     await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services);
-    const before = { vips: maps.vips.snapshot(), backends: maps.backends.snapshot(), filter: maps.filter.snapshot() };
+    const before = { vips: maps.vips.snapshot(), backends: maps.backends.snapshot(), filter: maps.filter.snapshot(), endpoints: maps.nat_endpoints.snapshot() };
     // The second VIP's table write fails: its backends were written, the first VIP changed already.
     let batches = 0;
     maps.maglev.failOn = (op) => op === 'updateBatch' && ++batches === 2;
@@ -67,6 +67,7 @@ test('a step that fails mid-way rolls back every step before it (VIPs, backends,
     const live = new Map([...maps.backends.snapshot()].filter(([, v]) => v !== zero));
     assert.deepEqual(live, before.backends, 'backend slots as before (rolled-back slots are zero again)');
     assert.deepEqual(maps.filter.snapshot(), before.filter, 'filter as before');
+    assert.deepEqual(maps.nat_endpoints.snapshot(), before.endpoints, 'nat reply entries as before');
     // Once the fault is gone the same change applies, planned from a fresh read-back.
     maps.maglev.failOn = undefined;
     const r = await dp.reconcile(next);
@@ -87,8 +88,8 @@ test('dryRun plans without touching the maps', async () => {
     const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
     const r = await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services, { dryRun: true });
     assert.equal(r.applied, false);
-    assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'publish']);
-    assert.match(r.steps[2]!.description, /\+ a \(tcp 10.0.0.1:80\) nat id 0 with 1 backends/);
+    assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'set-endpoint', 'publish']);
+    assert.match(r.steps[3]!.description, /\+ a \(tcp 10.0.0.1:80\) nat id 0 with 1 backends/);
     assert.equal(maps.vips.data.size, 0);
     assert.equal(maps.backends.data.size, 0);
   } finally {

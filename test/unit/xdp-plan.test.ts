@@ -13,11 +13,11 @@ function services(...svcs: unknown[]) {
 const web = (backends: unknown[], extra: Record<string, unknown> = {}) =>
   ({ name: 'web', dataplane: 'xdp', address: '10.0.0.1', port: 80, backends, ...extra });
 
-const empty = (): Observed => ({ vips: [], backends: Array.from({ length: limits.maxBackends }, () => inactive()), filter: new BigUint64Array(1024) });
+const empty = (): Observed => ({ vips: [], backends: Array.from({ length: limits.maxBackends }, () => inactive()), filter: new BigUint64Array(1024), endpoints: [] });
 /** Step kinds without the endpoint-filter steps (tested on their own below). */
-const kinds = (steps: XdpStep[]) => steps.filter((s) => s.kind !== 'set-filter').map((s) => s.kind);
+const kinds = (steps: XdpStep[]) => steps.filter((s) => !['set-filter', 'set-endpoint', 'remove-endpoint'].includes(s.kind)).map((s) => s.kind);
 function inactive(gen = 0): BackendValue {
-  return { address: '0.0.0.0', family: 'inet', port: 0, mac: undefined, active: false, weight: 0, vipId: 0, gen };
+  return { address: '0.0.0.0', family: 'inet', port: 0, mac: undefined, active: false, sharedNat: false, weight: 0, vipId: 0, gen };
 }
 
 const apply = applyToObserved;
@@ -25,7 +25,7 @@ const apply = applyToObserved;
 test('a new VIP: backends first, then one publish into slot 0', () => {
   const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080, weight: 2 }])), empty(), limits);
   assert.deepEqual(kinds(steps), ['add-backend', 'add-backend', 'publish']);
-  const pub = steps.filter((s) => s.kind !== 'set-filter')[2] as Extract<XdpStep, { kind: 'publish' }>;
+  const pub = steps.find((s) => s.kind === 'publish') as Extract<XdpStep, { kind: 'publish' }>;
   assert.equal(pub.meta.slot, 0);
   assert.equal(pub.meta.id, 0);
   assert.deepEqual(pub.members, [{ key: '10.1.0.1:8080', slot: 0, weight: 1 }, { key: '10.1.0.2:8080', slot: 1, weight: 2 }]);
@@ -82,7 +82,7 @@ test('dr backends keep the VIP port; leftovers of a crash are removed', () => {
   const d = services(web([{ address: '10.1.0.1', mac: '02:00:00:00:00:aa' }], { forwarding: 'dr' }));
   assert.equal(d[0]!.backends[0]!.port, 80);
   const obs = empty();
-  obs.backends[5] = { address: '10.9.9.9', family: 'inet', port: 80, mac: undefined, active: true, weight: 1, vipId: 3, gen: 4 };
+  obs.backends[5] = { address: '10.9.9.9', family: 'inet', port: 80, mac: undefined, active: true, sharedNat: false, weight: 1, vipId: 3, gen: 4 };
   const steps = plan(d, obs, limits);
   assert.deepEqual(kinds(steps), ['add-backend', 'publish', 'remove-backend']);
   assert.equal((steps.find((s) => s.kind === 'remove-backend') as Extract<XdpStep, { kind: 'remove-backend' }>).slot, 5);
@@ -150,4 +150,36 @@ test('endpoint hash: IPv4 and IPv6 spread over the 65536 bits', () => {
   assert.ok(seen.size > 980, `${seen.size} distinct of 1000`);
   assert.notEqual(endpointHash('2001:db8::1', 80, 'tcp'), endpointHash('2001:db8::1', 80, 'udp'));
   assert.ok(endpointHash('2001:db8::1', 443, 'tcp') < 65536);
+});
+
+test('nat reply entries: one per backend endpoint, written before publish, removed after the slot goes', () => {
+  const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }])), empty(), limits);
+  const all = steps.map((s) => s.kind);
+  assert.ok(all.indexOf('set-endpoint') > all.indexOf('add-backend') && all.indexOf('set-endpoint') < all.indexOf('publish'));
+  const ep = steps.find((s) => s.kind === 'set-endpoint') as Extract<XdpStep, { kind: 'set-endpoint' }>;
+  assert.deepEqual(ep.key, { address: '10.1.0.1', family: 'inet', port: 8080, protocol: 'tcp' });
+  assert.deepEqual(ep.value, { vip: '10.0.0.1', vport: 80, vipId: 0, slot: 0, shared: false });
+  const obs = apply(empty(), steps);
+  const gone = plan([], obs, limits).map((s) => s.kind);
+  assert.ok(gone.indexOf('remove-endpoint') > gone.indexOf('remove-backend'));
+  // dr has no reply entries.
+  assert.equal(plan(services(web([{ address: '10.1.0.1' }], { forwarding: 'dr' })), empty(), limits).some((s) => s.kind === 'set-endpoint'), false);
+});
+
+test('an endpoint used by two nat VIPs is shared (per-flow entries) and keeps the VIP it named', () => {
+  const a = web([{ address: '10.1.0.1', port: 8080 }]);
+  const b = { ...web([{ address: '10.1.0.1', port: 8080 }]), name: 'web2', address: '10.0.0.2' };
+  const obs = apply(empty(), plan(services(a), empty(), limits));
+  const steps = plan(services(b, a), obs, limits);
+  const ep = steps.find((s) => s.kind === 'set-endpoint') as Extract<XdpStep, { kind: 'set-endpoint' }>;
+  assert.equal(ep.value.shared, true);
+  assert.equal(ep.value.vip, '10.0.0.1', "the old VIP's flows keep working through it without per-flow entries");
+  const flagged = steps.filter((s) => (s.kind === 'add-backend' || s.kind === 'update-backend') && s.value.sharedNat);
+  assert.equal(flagged.length, 2, 'both slots insert per-flow reply entries from now on');
+  const both = apply(obs, steps);
+  // Back to one VIP: the endpoint is unique again and names the VIP that is left.
+  const back = plan(services(b), both, limits);
+  const ep2 = back.find((s) => s.kind === 'set-endpoint') as Extract<XdpStep, { kind: 'set-endpoint' }>;
+  assert.deepEqual([ep2.value.vip, ep2.value.shared], ['10.0.0.2', false]);
+  assert.deepEqual(plan(services(b), apply(both, back), limits), []);
 });
