@@ -27,6 +27,7 @@ export interface RouterSpec {
   password?: string;
   /** keepalived needs native_ipv6 for an IPv6 instance. */
   ipv6?: boolean;
+  unicast?: { source: string; peers: string[] };
 }
 
 export function keepalivedSkipReason(): string | undefined {
@@ -52,6 +53,7 @@ export function keepalivedConf(spec: RouterSpec, name = 'VI_1'): string {
     ...(spec.ipv6 ? ['  native_ipv6'] : []),
     ...(spec.preempt === false ? ['  nopreempt'] : []),
     ...(spec.password ? ['  authentication {', '    auth_type PASS', `    auth_pass ${spec.password}`, '  }'] : []),
+    ...(spec.unicast ? [`  unicast_src_ip ${spec.unicast.source}`, '  unicast_peer {', ...spec.unicast.peers.map((p) => `    ${p}`), '  }'] : []),
     '  virtual_ipaddress {',
     ...spec.vips.map((v) => `    ${v}`),
     '  }',
@@ -66,6 +68,7 @@ export function fulcrumYaml(spec: RouterSpec, name = 'vi1'): string {
       name, interface: 'eth0', vrid: spec.vrid, priority: spec.priority, version: spec.version, advertInterval: spec.advertInterval,
       vips: spec.vips, ...(spec.preempt === false ? { preempt: false } : {}),
       ...(spec.password ? { auth: { type: 'pass', password: spec.password } } : {}),
+      ...(spec.unicast ? { unicast: spec.unicast } : {}),
     }],
   });
 }

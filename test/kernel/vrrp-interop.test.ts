@@ -189,4 +189,33 @@ test('vrrp interop v3 IPv6: Fulcrum master, keepalived backup; Fulcrum stops and
   assert.equal(await holdsVip(s.lan.host('a'), VIP6), false, 'Fulcrum removed its VIP on stop');
   await expectClientFollows(s, VIP6, MAC.b);
   await c.exec('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', VIP6]);
+  // Fulcrum comes back lower: it must accept keepalived's IPv6 adverts and follow it as backup.
+  const back = start(s, 'a', 'fulcrum', { ...fl, priority: 50 });
+  await waitFor('fulcrum to follow keepalived over IPv6', () => {
+    const st = back.status()?.[0];
+    return st?.state === 'backup' && st.masterAddress?.startsWith('fe80::');
+  }, 10_000);
+  await new Promise((r) => setTimeout(r, 2000)); // longer than its Master_Down_Interval (1.8 s)
+  assert.equal(back.status()?.[0]?.state, 'backup');
+  assert.equal(await holdsVip(s.lan.host('a'), VIP6), false);
+});
+
+test('vrrp interop unicast (v3, no multicast): keepalived master, Fulcrum backup, then the reverse', { skip }, async (t) => {
+  const s = await scene(t);
+  const base: RouterSpec = { version: 3, vrid: 57, priority: 200, advertInterval: 0.5, vips: [VIP4] };
+  const kaSpec = { ...base, unicast: { source: '10.77.0.1', peers: ['10.77.0.2'] } };
+  const flSpec = { ...base, priority: 100, unicast: { source: '10.77.0.2', peers: ['10.77.0.1'] } };
+  const keepalived = start(s, 'a', 'keepalived', kaSpec);
+  await expectMaster(s, 'a', VIP4, 5000);
+  const fulcrum = start(s, 'b', 'fulcrum', flSpec);
+  await waitFor('fulcrum backup of keepalived (unicast)', () => fulcrum.status()?.[0]?.masterAddress === '10.77.0.1', 5000);
+  await new Promise((r) => setTimeout(r, 2500)); // > Master_Down_Interval: the unicast adverts keep arriving
+  assert.equal(fulcrum.status()?.[0]?.state, 'backup');
+  await keepalived.stop();
+  await expectMaster(s, 'b', VIP4, 3000);
+  const back = start(s, 'a', 'keepalived', { ...kaSpec, priority: 50 });
+  await waitFor('keepalived to enter backup', () => /Entering BACKUP STATE/.test(back.output()), 10_000);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.doesNotMatch(back.output(), /Entering MASTER STATE/, 'keepalived accepts our unicast adverts (checksum over the peer address)');
+  assert.equal(await holdsVip(s.lan.host('a'), VIP4), false);
 });
