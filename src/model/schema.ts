@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
 import { HealthSchema } from './health.js';
-import { VrrpInstancesSchema } from './vrrp.js';
+import { VrrpInstanceSchema } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
+import { checkVrrpInstances } from './vrrp.js';
 
 /**
  * The declarative model: one zod schema for the desired state of a node, whichever dataplane
@@ -165,7 +166,7 @@ export const ServiceSchema = z
 const desiredStateShape = {
   services: z.array(ServiceSchema).default([]),
   xdp: XdpSettingsSchema.optional(),
-  vrrp: VrrpInstancesSchema.default([]),
+  vrrp: z.array(VrrpInstanceSchema).superRefine(checkVrrpInstances).default([]),
 };
 
 function checkUniqueServices(state: { services: Service[] }, ctx: z.RefinementCtx): void {
