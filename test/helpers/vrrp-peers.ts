@@ -28,6 +28,8 @@ export interface RouterSpec {
   /** keepalived needs native_ipv6 for an IPv6 instance. */
   ipv6?: boolean;
   unicast?: { source: string; peers: string[] };
+  /** Interfaces whose link down forces FAULT (Fulcrum track.interfaces / keepalived track_interface). */
+  trackInterfaces?: string[];
 }
 
 export function keepalivedSkipReason(): string | undefined {
@@ -53,6 +55,7 @@ export function keepalivedConf(spec: RouterSpec, name = 'VI_1'): string {
     ...(spec.ipv6 ? ['  native_ipv6'] : []),
     ...(spec.preempt === false ? ['  nopreempt'] : []),
     ...(spec.password ? ['  authentication {', '    auth_type PASS', `    auth_pass ${spec.password}`, '  }'] : []),
+    ...(spec.trackInterfaces ? ['  track_interface {', ...spec.trackInterfaces.map((i) => `    ${i}`), '  }'] : []),
     ...(spec.unicast ? [`  unicast_src_ip ${spec.unicast.source}`, '  unicast_peer {', ...spec.unicast.peers.map((p) => `    ${p}`), '  }'] : []),
     '  virtual_ipaddress {',
     ...spec.vips.map((v) => `    ${v}`),
@@ -69,6 +72,7 @@ export function fulcrumYaml(spec: RouterSpec, name = 'vi1'): string {
       vips: spec.vips, ...(spec.preempt === false ? { preempt: false } : {}),
       ...(spec.password ? { auth: { type: 'pass', password: spec.password } } : {}),
       ...(spec.unicast ? { unicast: spec.unicast } : {}),
+      ...(spec.trackInterfaces ? { track: { interfaces: spec.trackInterfaces.map((i) => ({ interface: i })) } } : {}),
     }],
   });
 }
@@ -83,7 +87,7 @@ export interface Router {
   /** SIGKILL of every process in the router's netns: no priority 0, VIPs stay (pair with unplug). */
   kill(): Promise<void>;
   /** Fulcrum only: the last status written (instances with state and master address). */
-  status(): { state: string; masterAddress?: string; priority: number }[] | undefined;
+  status(): { state: string; masterAddress?: string; priority: number; fault?: string }[] | undefined;
 }
 
 function exited(proc: ChildProcess): Promise<void> {

@@ -219,3 +219,25 @@ test('vrrp interop unicast (v3, no multicast): keepalived master, Fulcrum backup
   assert.doesNotMatch(back.output(), /Entering MASTER STATE/, 'keepalived accepts our unicast adverts (checksum over the peer address)');
   assert.equal(await holdsVip(s.lan.host('a'), VIP4), false);
 });
+
+test('vrrp interop tracking: a tracked uplink going down puts the Fulcrum master in FAULT, keepalived takes over, and back', { skip }, async (t) => {
+  const s = await scene(t);
+  const a = s.lan.host('a');
+  await a.exec('ip', ['link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1']);
+  await a.exec('ip', ['link', 'set', 'up1', 'up']);
+  await a.exec('ip', ['link', 'set', 'up0', 'up']);
+  const base: RouterSpec = { version: 3, vrid: 58, priority: 200, advertInterval: 0.2, vips: [VIP4] };
+  const fulcrum = start(s, 'a', 'fulcrum', { ...base, trackInterfaces: ['up0'] });
+  start(s, 'b', 'keepalived', { ...base, priority: 100 });
+  await expectMaster(s, 'a', VIP4, 5000);
+  await waitFor('keepalived backup', async () => !(await holdsVip(s.lan.host('b'), VIP4)), 3000);
+  await a.exec('ip', ['link', 'set', 'up1', 'down']); // up0 loses its carrier
+  await waitFor('fulcrum fault', () => fulcrum.status()?.[0]?.state === 'fault', 3000);
+  assert.match(fulcrum.status()?.[0]?.fault ?? '', /up0 is down/);
+  await expectMaster(s, 'b', VIP4, 3000);
+  assert.equal(await holdsVip(a, VIP4), false, 'VIP removed in fault');
+  await a.exec('ip', ['link', 'set', 'up1', 'up']);
+  await expectMaster(s, 'a', VIP4, 5000); // back to backup, then preempts keepalived
+  await waitFor('keepalived backup again', async () => !(await holdsVip(s.lan.host('b'), VIP4)), 3000);
+  assert.equal(fulcrum.status()?.[0]?.state, 'master');
+});
