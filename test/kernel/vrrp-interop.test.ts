@@ -241,3 +241,28 @@ test('vrrp interop tracking: a tracked uplink going down puts the Fulcrum master
   await waitFor('keepalived backup again', async () => !(await holdsVip(s.lan.host('b'), VIP4)), 3000);
   assert.equal(fulcrum.status()?.[0]?.state, 'master');
 });
+
+test('vrrp interop split brain: two masters with equal priorities meet, the higher primary address wins either way round', { skip }, async (t) => {
+  for (const [onA, onB] of [['keepalived', 'fulcrum'], ['fulcrum', 'keepalived']] as const) {
+    const s = await scene(t);
+    const spec: RouterSpec = { version: 3, vrid: 59, priority: 150, advertInterval: 0.2, vips: [VIP4] };
+    // A and B cannot hear each other (isolated bridge ports, carrier up): both become master.
+    await s.lan.isolate('a', true);
+    await s.lan.isolate('b', true);
+    const ra = start(s, 'a', onA, spec);
+    const rb = start(s, 'b', onB, spec);
+    await expectMaster(s, 'a', VIP4, 5000);
+    await expectMaster(s, 'b', VIP4, 5000);
+    await s.lan.isolate('a', false);
+    await s.lan.isolate('b', false);
+    // RFC 5798 §6.4.3: equal priority, the higher primary address (B, 10.77.0.2) stays master.
+    await waitFor(`${onA} on A to yield`, async () => !(await holdsVip(s.lan.host('a'), VIP4)), 3000);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await holdsVip(s.lan.host('a'), VIP4), false, `${onA} on the lower address yielded`);
+    assert.equal(await holdsVip(s.lan.host('b'), VIP4), true, `${onB} on the higher address kept it`);
+    const fulcrum = onA === 'fulcrum' ? ra : rb;
+    assert.match(fulcrum.output(), /split brain: another master on the link/, 'Fulcrum logged the split brain');
+    for (const r of s.routers) await r.kill();
+    s.routers.length = 0;
+  }
+});
