@@ -218,6 +218,53 @@ export class Pinger {
   }
 }
 
+/**
+ * Echo replies as the client's interface sees them (tcpdump -e in the client netns): arrival time
+ * and the replier's MAC, so a failover is measured exactly as "last reply from the old master to
+ * the first reply from the new one", independent of the pinger's own scheduling jitter.
+ */
+export class ReplyWatcher {
+  readonly replies: { t: number; mac: string }[] = [];
+  private readonly proc: ChildProcess;
+  private buf = '';
+
+  constructor(ns: Netns, target: string) {
+    this.proc = ns.spawn('tcpdump', ['-i', 'eth0', '-n', '-e', '-tt', '-l', '-Q', 'in', `icmp[icmptype] == icmp-echoreply and src host ${target}`]);
+    this.proc.stdout?.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      const lines = this.buf.split('\n');
+      this.buf = lines.pop() ?? '';
+      for (const l of lines) {
+        const m = /^(\d+\.\d+) ([0-9a-f:]{17}) >/.exec(l);
+        if (m?.[1] && m[2]) this.replies.push({ t: Number(m[1]) * 1000, mac: m[2] });
+      }
+    });
+  }
+
+  /** Wait until tcpdump has started capturing (it reports on stderr). */
+  async ready(): Promise<void> {
+    let err = '';
+    this.proc.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    await waitFor('tcpdump to listen', () => err.includes('listening on'), 10_000);
+  }
+
+  /** From the last reply by `oldMac` before the first reply by `newMac` (after `since`) to that reply. */
+  failover(oldMac: string, newMac: string, since: number): { gapMs: number; lastOld: number; firstNew: number } | undefined {
+    const firstNew = this.replies.find((r) => r.t > since && r.mac === newMac);
+    if (!firstNew) return undefined;
+    const lastOld = [...this.replies].reverse().find((r) => r.t < firstNew.t && r.mac === oldMac);
+    if (!lastOld) return undefined;
+    return { gapMs: firstNew.t - lastOld.t, lastOld: lastOld.t, firstNew: firstNew.t };
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGINT');
+      await exited(this.proc);
+    }
+  }
+}
+
 /** Sets eth0 of a netns down: the node is gone from the segment. */
 export async function unplug(ns: Netns): Promise<void> {
   await ns.exec('ip', ['link', 'set', 'eth0', 'down']);
