@@ -309,16 +309,7 @@ export class VrrpManager {
   private onTransition(inst: Instance, t: TransitionInfo, ilog: Logger): void {
     const cfg = inst.cfg;
     const machine = inst.machine!;
-    this.mState.set({ instance: cfg.name }, STATE_VALUE[t.to]);
-    this.mTransitions.inc({ instance: cfg.name, to: t.to });
-    const master = machine.masterAddress;
-    ilog.info({ from: t.from, to: t.to, reason: t.reason, priority: machine.priority, master }, `VRRP ${cfg.name}: ${t.from} -> ${t.to}`);
-    this.events.publish({
-      type: 'vrrp-transition',
-      component: 'vrrp',
-      message: `${cfg.name} (VRID ${cfg.vrid} on ${cfg.interface}): ${t.from} -> ${t.to}: ${t.reason}`,
-      data: { instance: cfg.name, vrid: cfg.vrid, interface: cfg.interface, from: t.from, to: t.to, reason: t.reason, priority: machine.priority, master },
-    });
+    // The VIPs first (the failover clients wait for), the bookkeeping after.
     if (t.to === 'master') {
       inst.queue = inst.queue.then(() => this.addVips(inst, ilog));
     } else if (t.from === 'master' && t.to === 'init') {
@@ -329,6 +320,16 @@ export class VrrpManager {
       this.cancelGarp(inst);
       inst.queue = inst.queue.then(() => this.removeVips(inst, ilog));
     }
+    this.mState.set({ instance: cfg.name }, STATE_VALUE[t.to]);
+    this.mTransitions.inc({ instance: cfg.name, to: t.to });
+    const master = machine.masterAddress;
+    ilog.info({ from: t.from, to: t.to, reason: t.reason, priority: machine.priority, master }, `VRRP ${cfg.name}: ${t.from} -> ${t.to}`);
+    this.events.publish({
+      type: 'vrrp-transition',
+      component: 'vrrp',
+      message: `${cfg.name} (VRID ${cfg.vrid} on ${cfg.interface}): ${t.from} -> ${t.to}: ${t.reason}`,
+      data: { instance: cfg.name, vrid: cfg.vrid, interface: cfg.interface, from: t.from, to: t.to, reason: t.reason, priority: machine.priority, master },
+    });
     if (cfg.notify) {
       const notify = cfg.notify;
       void runNotify(notify, {

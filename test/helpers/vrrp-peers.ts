@@ -172,10 +172,7 @@ export async function neighbourMac(ns: Netns, ip: string): Promise<string | unde
   return /lladdr ([0-9a-f:]{17})/.exec(r.stdout)?.[1];
 }
 
-/**
- * ping every 10 ms with receive timestamps (-D): each reply's arrival time in ms. The outage of a
- * failover is the largest gap between consecutive replies in a window.
- */
+/** ping every 10 ms with receive timestamps (-D): each reply's arrival time in ms. */
 export class Pinger {
   readonly replies: number[] = [];
   private readonly proc: ChildProcess;
@@ -197,17 +194,6 @@ export class Pinger {
   /** Replies received after `since` (epoch ms). */
   repliesAfter(since: number): number {
     return this.replies.filter((t) => t > since).length;
-  }
-
-  /** Largest gap between consecutive replies received within [from, to] (and the reply around it). */
-  largestGap(from: number, to: number): { gapMs: number; lastOld: number; firstNew: number } | undefined {
-    const inside = this.replies.filter((t) => t >= from && t <= to);
-    let best: { gapMs: number; lastOld: number; firstNew: number } | undefined;
-    for (let i = 1; i < inside.length; i++) {
-      const gap = inside[i]! - inside[i - 1]!;
-      if (!best || gap > best.gapMs) best = { gapMs: gap, lastOld: inside[i - 1]!, firstNew: inside[i]! };
-    }
-    return best;
   }
 
   async stop(): Promise<void> {
