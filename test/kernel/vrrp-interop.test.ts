@@ -250,7 +250,7 @@ test('vrrp interop split brain: two masters with equal priorities meet, the high
     await s.lan.isolate('a', true);
     await s.lan.isolate('b', true);
     const ra = start(s, 'a', onA, spec);
-    const rb = start(s, 'b', onB, spec);
+    start(s, 'b', onB, spec);
     await expectMaster(s, 'a', VIP4, 5000);
     await expectMaster(s, 'b', VIP4, 5000);
     await s.lan.isolate('a', false);
@@ -260,8 +260,9 @@ test('vrrp interop split brain: two masters with equal priorities meet, the high
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(await holdsVip(s.lan.host('a'), VIP4), false, `${onA} on the lower address yielded`);
     assert.equal(await holdsVip(s.lan.host('b'), VIP4), true, `${onB} on the higher address kept it`);
-    const fulcrum = onA === 'fulcrum' ? ra : rb;
-    assert.match(fulcrum.output(), /split brain: another master on the link/, 'Fulcrum logged the split brain');
+    // The loser necessarily heard the winner while master; the winner may not hear the loser (it
+    // can yield on the first advert it gets), so only the losing Fulcrum must report it.
+    if (onA === 'fulcrum') assert.match(ra.output(), /"weWin":false,"msg":"split brain: another master on the link"/, 'Fulcrum logged the split brain');
     for (const r of s.routers) await r.kill();
     s.routers.length = 0;
   }
