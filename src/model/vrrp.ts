@@ -196,7 +196,7 @@ export const VrrpInstanceSchema = z
   });
 
 /** All instances of a node: names unique, one instance per (interface, VRID, family). */
-export const VrrpInstancesSchema = z.array(VrrpInstanceSchema).superRefine((list, ctx) => {
+export function checkVrrpInstances(list: readonly VrrpInstance[], ctx: z.RefinementCtx): void {
   const names = new Map<string, number>();
   const routers = new Map<string, number>();
   list.forEach((inst, i) => {
@@ -209,7 +209,9 @@ export const VrrpInstancesSchema = z.array(VrrpInstanceSchema).superRefine((list
       ctx.addIssue({ code: 'custom', path: [i, 'vrid'], message: `VRID ${inst.vrid} (${inst.family}) on ${inst.interface} is already [${other}]` });
     else routers.set(key, i);
   });
-});
+}
+
+export const VrrpInstancesSchema = z.array(VrrpInstanceSchema).superRefine(checkVrrpInstances);
 
 export type VrrpInstanceInput = z.input<typeof VrrpInstanceSchema>;
 export type VrrpInstance = z.output<typeof VrrpInstanceSchema>;

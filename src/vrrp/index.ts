@@ -76,6 +76,8 @@ interface Instance {
   receiveCheck: ReceiveCheckConfig | undefined;
   /** Set while a stopping master waits for its successor's first advert (see handover()). */
   handoverDone: (() => void) | undefined;
+  /** Stop without waiting for a successor (the link it served is gone). */
+  skipHandover: boolean;
 }
 
 interface SharedTransport {
@@ -157,17 +159,18 @@ export class VrrpManager {
       [...this.instances].filter(([name, inst]) => JSON.stringify(wanted.get(name)) !== inst.key).map(([, inst]) => this.stopInstance(inst)),
     );
     await this.refreshLinks();
-    for (const cfg of desired) {
-      if (this.instances.has(cfg.name)) continue;
-      const inst: Instance = {
-        cfg, key: JSON.stringify(cfg), machine: undefined, link: undefined, source: undefined, ownAddresses: [],
-        transportKey: undefined, scriptFailed: new Map(), scriptCounters: new Map(), scriptTimers: [], ownFault: undefined,
-        groupFault: undefined, queue: Promise.resolve(), garpTimers: [], warned: new Set(), stopped: false, receiveCheck: undefined, handoverDone: undefined,
-      };
-      this.instances.set(cfg.name, inst);
-      await this.startInstance(inst);
-    }
+    for (const cfg of desired) if (!this.instances.has(cfg.name)) await this.createInstance(cfg);
     this.schedulePoll();
+  }
+
+  private async createInstance(cfg: VrrpInstance): Promise<void> {
+    const inst: Instance = {
+      cfg, key: JSON.stringify(cfg), machine: undefined, link: undefined, source: undefined, ownAddresses: [],
+      transportKey: undefined, scriptFailed: new Map(), scriptCounters: new Map(), scriptTimers: [], ownFault: undefined,
+      groupFault: undefined, queue: Promise.resolve(), garpTimers: [], warned: new Set(), stopped: false, receiveCheck: undefined, handoverDone: undefined, skipHandover: false,
+    };
+    this.instances.set(cfg.name, inst);
+    await this.startInstance(inst);
   }
 
   /** The agent reports a tracked service crossing its health quorum. */
@@ -309,6 +312,17 @@ export class VrrpManager {
   private onTransition(inst: Instance, t: TransitionInfo, ilog: Logger): void {
     const cfg = inst.cfg;
     const machine = inst.machine!;
+    // The VIPs first (the failover clients wait for), the bookkeeping after.
+    if (t.to === 'master') {
+      inst.queue = inst.queue.then(() => this.addVips(inst, ilog));
+    } else if (t.from === 'master' && t.to === 'init' && !inst.skipHandover) {
+      // Planned stop: keep serving until the successor announces itself (make before break).
+      const wait = this.handover(inst);
+      inst.queue = inst.queue.then(() => wait).then(() => { this.cancelGarp(inst); return this.removeVips(inst, ilog); });
+    } else {
+      this.cancelGarp(inst);
+      inst.queue = inst.queue.then(() => this.removeVips(inst, ilog));
+    }
     this.mState.set({ instance: cfg.name }, STATE_VALUE[t.to]);
     this.mTransitions.inc({ instance: cfg.name, to: t.to });
     const master = machine.masterAddress;
@@ -319,16 +333,6 @@ export class VrrpManager {
       message: `${cfg.name} (VRID ${cfg.vrid} on ${cfg.interface}): ${t.from} -> ${t.to}: ${t.reason}`,
       data: { instance: cfg.name, vrid: cfg.vrid, interface: cfg.interface, from: t.from, to: t.to, reason: t.reason, priority: machine.priority, master },
     });
-    if (t.to === 'master') {
-      inst.queue = inst.queue.then(() => this.addVips(inst, ilog));
-    } else if (t.from === 'master' && t.to === 'init') {
-      // Planned stop: keep serving until the successor announces itself (make before break).
-      const wait = this.handover(inst);
-      inst.queue = inst.queue.then(() => wait).then(() => { this.cancelGarp(inst); return this.removeVips(inst, ilog); });
-    } else {
-      this.cancelGarp(inst);
-      inst.queue = inst.queue.then(() => this.removeVips(inst, ilog));
-    }
     if (cfg.notify) {
       const notify = cfg.notify;
       void runNotify(notify, {
@@ -507,6 +511,16 @@ export class VrrpManager {
           inst.ownFault = undefined;
           await this.startInstance(inst);
         }
+        continue;
+      }
+      const now = this.links.get(inst.cfg.interface);
+      if (now && inst.link && now.index !== inst.link.index) {
+        // The interface was re-created: the socket's binding and group membership went with the
+        // old one. Start the instance afresh on the new link.
+        this.log.warn({ instance: inst.cfg.name, interface: inst.cfg.interface }, 'interface re-created; restarting the VRRP instance');
+        inst.skipHandover = true;
+        await this.stopInstance(inst);
+        if (!this.closed) await this.createInstance(inst.cfg);
         continue;
       }
       this.refreshLinkFault(inst);

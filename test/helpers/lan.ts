@@ -7,6 +7,8 @@ import { Netns, run, uniqueName } from './netns.js';
  */
 export class Lan {
   readonly hosts = new Map<string, Netns>();
+  /** Host label -> its bridge port in the switch netns. */
+  private readonly ports = new Map<string, string>();
   private constructor(readonly sw: Netns) {}
 
   static async create(): Promise<Lan> {
@@ -28,7 +30,15 @@ export class Lan {
     await this.sw.exec('ip', ['link', 'set', outer, 'master', 'br0']);
     await this.sw.exec('ip', ['link', 'set', outer, 'up']);
     this.hosts.set(label, ns);
+    this.ports.set(label, outer);
     return ns;
+  }
+
+  /** Bridge port isolation: isolated ports reach only non-isolated ones (carrier stays up). */
+  async isolate(label: string, on: boolean): Promise<void> {
+    const port = this.ports.get(label);
+    if (!port) throw new Error(`no host ${label}`);
+    await this.sw.exec('bridge', ['link', 'set', 'dev', port, 'isolated', on ? 'on' : 'off']);
   }
 
   host(label: string): Netns {

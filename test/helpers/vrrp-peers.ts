@@ -27,6 +27,9 @@ export interface RouterSpec {
   password?: string;
   /** keepalived needs native_ipv6 for an IPv6 instance. */
   ipv6?: boolean;
+  unicast?: { source: string; peers: string[] };
+  /** Interfaces whose link down forces FAULT (Fulcrum track.interfaces / keepalived track_interface). */
+  trackInterfaces?: string[];
 }
 
 export function keepalivedSkipReason(): string | undefined {
@@ -52,6 +55,8 @@ export function keepalivedConf(spec: RouterSpec, name = 'VI_1'): string {
     ...(spec.ipv6 ? ['  native_ipv6'] : []),
     ...(spec.preempt === false ? ['  nopreempt'] : []),
     ...(spec.password ? ['  authentication {', '    auth_type PASS', `    auth_pass ${spec.password}`, '  }'] : []),
+    ...(spec.trackInterfaces ? ['  track_interface {', ...spec.trackInterfaces.map((i) => `    ${i}`), '  }'] : []),
+    ...(spec.unicast ? [`  unicast_src_ip ${spec.unicast.source}`, '  unicast_peer {', ...spec.unicast.peers.map((p) => `    ${p}`), '  }'] : []),
     '  virtual_ipaddress {',
     ...spec.vips.map((v) => `    ${v}`),
     '  }',
@@ -66,6 +71,8 @@ export function fulcrumYaml(spec: RouterSpec, name = 'vi1'): string {
       name, interface: 'eth0', vrid: spec.vrid, priority: spec.priority, version: spec.version, advertInterval: spec.advertInterval,
       vips: spec.vips, ...(spec.preempt === false ? { preempt: false } : {}),
       ...(spec.password ? { auth: { type: 'pass', password: spec.password } } : {}),
+      ...(spec.unicast ? { unicast: spec.unicast } : {}),
+      ...(spec.trackInterfaces ? { track: { interfaces: spec.trackInterfaces.map((i) => ({ interface: i })) } } : {}),
     }],
   });
 }
@@ -80,7 +87,7 @@ export interface Router {
   /** SIGKILL of every process in the router's netns: no priority 0, VIPs stay (pair with unplug). */
   kill(): Promise<void>;
   /** Fulcrum only: the last status written (instances with state and master address). */
-  status(): { state: string; masterAddress?: string; priority: number }[] | undefined;
+  status(): { state: string; masterAddress?: string; priority: number; fault?: string }[] | undefined;
 }
 
 function exited(proc: ChildProcess): Promise<void> {
@@ -165,10 +172,7 @@ export async function neighbourMac(ns: Netns, ip: string): Promise<string | unde
   return /lladdr ([0-9a-f:]{17})/.exec(r.stdout)?.[1];
 }
 
-/**
- * ping every 10 ms with receive timestamps (-D): each reply's arrival time in ms. The outage of a
- * failover is the largest gap between consecutive replies in a window.
- */
+/** ping every 10 ms with receive timestamps (-D): each reply's arrival time in ms. */
 export class Pinger {
   readonly replies: number[] = [];
   private readonly proc: ChildProcess;
@@ -192,15 +196,51 @@ export class Pinger {
     return this.replies.filter((t) => t > since).length;
   }
 
-  /** Largest gap between consecutive replies received within [from, to] (and the reply around it). */
-  largestGap(from: number, to: number): { gapMs: number; lastOld: number; firstNew: number } | undefined {
-    const inside = this.replies.filter((t) => t >= from && t <= to);
-    let best: { gapMs: number; lastOld: number; firstNew: number } | undefined;
-    for (let i = 1; i < inside.length; i++) {
-      const gap = inside[i]! - inside[i - 1]!;
-      if (!best || gap > best.gapMs) best = { gapMs: gap, lastOld: inside[i - 1]!, firstNew: inside[i]! };
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGINT');
+      await exited(this.proc);
     }
-    return best;
+  }
+}
+
+/**
+ * Echo replies as the client's interface sees them (tcpdump -e in the client netns): arrival time
+ * and the replier's MAC, so a failover is measured exactly as "last reply from the old master to
+ * the first reply from the new one", independent of the pinger's own scheduling jitter.
+ */
+export class ReplyWatcher {
+  readonly replies: { t: number; mac: string }[] = [];
+  private readonly proc: ChildProcess;
+  private buf = '';
+
+  constructor(ns: Netns, target: string) {
+    this.proc = ns.spawn('tcpdump', ['-i', 'eth0', '-n', '-e', '-tt', '-l', '-Q', 'in', `icmp[icmptype] == icmp-echoreply and src host ${target}`]);
+    this.proc.stdout?.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      const lines = this.buf.split('\n');
+      this.buf = lines.pop() ?? '';
+      for (const l of lines) {
+        const m = /^(\d+\.\d+) ([0-9a-f:]{17}) >/.exec(l);
+        if (m?.[1] && m[2]) this.replies.push({ t: Number(m[1]) * 1000, mac: m[2] });
+      }
+    });
+  }
+
+  /** Wait until tcpdump has started capturing (it reports on stderr). */
+  async ready(): Promise<void> {
+    let err = '';
+    this.proc.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    await waitFor('tcpdump to listen', () => err.includes('listening on'), 10_000);
+  }
+
+  /** From the last reply by `oldMac` before the first reply by `newMac` (after `since`) to that reply. */
+  failover(oldMac: string, newMac: string, since: number): { gapMs: number; lastOld: number; firstNew: number } | undefined {
+    const firstNew = this.replies.find((r) => r.t > since && r.mac === newMac);
+    if (!firstNew) return undefined;
+    const lastOld = [...this.replies].reverse().find((r) => r.t < firstNew.t && r.mac === oldMac);
+    if (!lastOld) return undefined;
+    return { gapMs: firstNew.t - lastOld.t, lastOld: lastOld.t, firstNew: firstNew.t };
   }
 
   async stop(): Promise<void> {

@@ -189,4 +189,81 @@ test('vrrp interop v3 IPv6: Fulcrum master, keepalived backup; Fulcrum stops and
   assert.equal(await holdsVip(s.lan.host('a'), VIP6), false, 'Fulcrum removed its VIP on stop');
   await expectClientFollows(s, VIP6, MAC.b);
   await c.exec('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', VIP6]);
+  // Fulcrum comes back lower: it must accept keepalived's IPv6 adverts and follow it as backup.
+  const back = start(s, 'a', 'fulcrum', { ...fl, priority: 50 });
+  await waitFor('fulcrum to follow keepalived over IPv6', () => {
+    const st = back.status()?.[0];
+    return st?.state === 'backup' && st.masterAddress?.startsWith('fe80::');
+  }, 10_000);
+  await new Promise((r) => setTimeout(r, 2000)); // longer than its Master_Down_Interval (1.8 s)
+  assert.equal(back.status()?.[0]?.state, 'backup');
+  assert.equal(await holdsVip(s.lan.host('a'), VIP6), false);
+});
+
+test('vrrp interop unicast (v3, no multicast): keepalived master, Fulcrum backup, then the reverse', { skip }, async (t) => {
+  const s = await scene(t);
+  const base: RouterSpec = { version: 3, vrid: 57, priority: 200, advertInterval: 0.5, vips: [VIP4] };
+  const kaSpec = { ...base, unicast: { source: '10.77.0.1', peers: ['10.77.0.2'] } };
+  const flSpec = { ...base, priority: 100, unicast: { source: '10.77.0.2', peers: ['10.77.0.1'] } };
+  const keepalived = start(s, 'a', 'keepalived', kaSpec);
+  await expectMaster(s, 'a', VIP4, 5000);
+  const fulcrum = start(s, 'b', 'fulcrum', flSpec);
+  await waitFor('fulcrum backup of keepalived (unicast)', () => fulcrum.status()?.[0]?.masterAddress === '10.77.0.1', 5000);
+  await new Promise((r) => setTimeout(r, 2500)); // > Master_Down_Interval: the unicast adverts keep arriving
+  assert.equal(fulcrum.status()?.[0]?.state, 'backup');
+  await keepalived.stop();
+  await expectMaster(s, 'b', VIP4, 3000);
+  const back = start(s, 'a', 'keepalived', { ...kaSpec, priority: 50 });
+  await waitFor('keepalived to enter backup', () => /Entering BACKUP STATE/.test(back.output()), 10_000);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.doesNotMatch(back.output(), /Entering MASTER STATE/, 'keepalived accepts our unicast adverts (checksum over the peer address)');
+  assert.equal(await holdsVip(s.lan.host('a'), VIP4), false);
+});
+
+test('vrrp interop tracking: a tracked uplink going down puts the Fulcrum master in FAULT, keepalived takes over, and back', { skip }, async (t) => {
+  const s = await scene(t);
+  const a = s.lan.host('a');
+  await a.exec('ip', ['link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1']);
+  await a.exec('ip', ['link', 'set', 'up1', 'up']);
+  await a.exec('ip', ['link', 'set', 'up0', 'up']);
+  const base: RouterSpec = { version: 3, vrid: 58, priority: 200, advertInterval: 0.2, vips: [VIP4] };
+  const fulcrum = start(s, 'a', 'fulcrum', { ...base, trackInterfaces: ['up0'] });
+  start(s, 'b', 'keepalived', { ...base, priority: 100 });
+  await expectMaster(s, 'a', VIP4, 5000);
+  await waitFor('keepalived backup', async () => !(await holdsVip(s.lan.host('b'), VIP4)), 3000);
+  await a.exec('ip', ['link', 'set', 'up1', 'down']); // up0 loses its carrier
+  await waitFor('fulcrum fault', () => fulcrum.status()?.[0]?.state === 'fault', 3000);
+  assert.match(fulcrum.status()?.[0]?.fault ?? '', /up0 is down/);
+  await expectMaster(s, 'b', VIP4, 3000);
+  assert.equal(await holdsVip(a, VIP4), false, 'VIP removed in fault');
+  await a.exec('ip', ['link', 'set', 'up1', 'up']);
+  await expectMaster(s, 'a', VIP4, 5000); // back to backup, then preempts keepalived
+  await waitFor('keepalived backup again', async () => !(await holdsVip(s.lan.host('b'), VIP4)), 3000);
+  assert.equal(fulcrum.status()?.[0]?.state, 'master');
+});
+
+test('vrrp interop split brain: two masters with equal priorities meet, the higher primary address wins either way round', { skip }, async (t) => {
+  for (const [onA, onB] of [['keepalived', 'fulcrum'], ['fulcrum', 'keepalived']] as const) {
+    const s = await scene(t);
+    const spec: RouterSpec = { version: 3, vrid: 59, priority: 150, advertInterval: 0.2, vips: [VIP4] };
+    // A and B cannot hear each other (isolated bridge ports, carrier up): both become master.
+    await s.lan.isolate('a', true);
+    await s.lan.isolate('b', true);
+    const ra = start(s, 'a', onA, spec);
+    start(s, 'b', onB, spec);
+    await expectMaster(s, 'a', VIP4, 5000);
+    await expectMaster(s, 'b', VIP4, 5000);
+    await s.lan.isolate('a', false);
+    await s.lan.isolate('b', false);
+    // RFC 5798 §6.4.3: equal priority, the higher primary address (B, 10.77.0.2) stays master.
+    await waitFor(`${onA} on A to yield`, async () => !(await holdsVip(s.lan.host('a'), VIP4)), 3000);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await holdsVip(s.lan.host('a'), VIP4), false, `${onA} on the lower address yielded`);
+    assert.equal(await holdsVip(s.lan.host('b'), VIP4), true, `${onB} on the higher address kept it`);
+    // The loser necessarily heard the winner while master; the winner may not hear the loser (it
+    // can yield on the first advert it gets), so only the losing Fulcrum must report it.
+    if (onA === 'fulcrum') assert.match(ra.output(), /"weWin":false,"msg":"split brain: another master on the link"/, 'Fulcrum logged the split brain');
+    for (const r of s.routers) await r.kill();
+    s.routers.length = 0;
+  }
 });

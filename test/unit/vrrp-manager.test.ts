@@ -9,7 +9,7 @@ import type { ReceivedPacket, TransportOptions, VrrpTransport } from '../../src/
 import { decodeAdvert, encodeAdvert, passwordAuthData, type VrrpAdvert } from '../../src/vrrp/codec.js';
 import { parseDesiredState } from '../../src/model/index.js';
 import type { VrrpInstanceInput } from '../../src/model/vrrp.js';
-import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeClock } from '../helpers/vrrp-fake-clock.js';
 
 class FakeHost implements VrrpHost {
   links_: LinkInfo[] = [
@@ -328,4 +328,22 @@ test('manager: a missing interface is a fault that clears when the link appears;
   assert.ok(broken.seen.some((e) => e.type === 'vrrp-error' && /EPERM/.test(e.message)));
   await broken.settle(broken.manager.close());
   assert.ok(seen.length > 0);
+});
+
+test('manager: a re-created interface (new ifindex) restarts the instance on a new socket', async () => {
+  const { manager, host, transports, step, flush, settle } = await setup();
+  await manager.update(parse([base()]));
+  await flush();
+  await step(4000);
+  assert.equal(manager.status()[0]!.state, 'master');
+  host.links_[0] = { ...host.links_[0]!, index: 12 };
+  await step(250);
+  await step(100); // no handover wait: the old link is gone
+  assert.equal(transports.length, 2, 'a second socket for the new link');
+  assert.ok(transports[0]!.closed);
+  assert.equal(transports[1]!.opts.ifindex, 12);
+  await step(4000);
+  assert.equal(manager.status()[0]!.state, 'master');
+  assert.deepEqual([...host.vips], ['12:10.0.0.100'], 'the VIP on the new link, none left on the old index');
+  await settle(manager.close());
 });
