@@ -13,7 +13,7 @@
 import { RawNetlinkSocket } from 'netlink';
 import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
 import { IPVS_GENL_NAME, decode, encode, type IpvsCmd, type IpvsWireMessage } from './codec.js';
-import { describeKey, ipvsKernelError, type IpvsOpContext } from './errors.js';
+import { describeKey, ipvsKernelError, opText, type IpvsOpContext } from './errors.js';
 import {
   GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
   decodeFamilyId, encodeGetFamily, encodeNlmsg, parseNlmsgErr, parseNlmsgs, type NlMessage,
@@ -60,8 +60,7 @@ export type IpvsOperationResult = { ok: true } | { ok: false; error: FulcrumErro
 interface Pending {
   ctx: IpvsOpContext;
   replies: NlMessage[];
-  resolve: (r: NlMessage[]) => void;
-  reject: (e: Error) => void;
+  done: (error: Error | undefined, replies: NlMessage[]) => void;
   sentAt: number;
   /** Sent without NLM_F_ACK (see Transport): success is inferred from a later message. */
   ackless?: boolean;
@@ -94,7 +93,7 @@ interface Queued { seq: number; bytes: Buffer; dump: boolean; noReply: boolean; 
  * of one per request: receiving datagrams is what costs most here.
  */
 export class Transport {
-  private readonly socket: RawNetlinkSocket;
+  readonly socket: RawNetlinkSocket;
   private readonly window: number;
   private readonly maxBatchBytes: number;
   private readonly maxBatchMessages: number;
@@ -135,20 +134,38 @@ export class Transport {
    * (none for a plain ACK). `noReply`: the request answers only with an ACK (eligible for elision).
    */
   request(type: number, flags: number, payload: Buffer, ctx: IpvsOpContext, noReply = false): Promise<NlMessage[]> {
-    if (this.closed) return Promise.reject(new FulcrumError('INTERNAL', `${ctx.text}: the IPVS client is closed`));
+    return this.requestMessage(encodeNlmsg({ type, flags, seq: 0, pid: 0, payload }), ctx, noReply);
+  }
+
+  /** Like request() with a whole encoded message; its sequence number is written in place. */
+  requestMessage(bytes: Buffer, ctx: IpvsOpContext, noReply = false): Promise<NlMessage[]> {
     return new Promise<NlMessage[]>((resolve, reject) => {
-      const seq = this.nextSeq();
-      const bytes = encodeNlmsg({ type, flags, seq, pid: 0, payload });
-      const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
-      this.queue.push({ seq, bytes, dump, noReply: noReply && !dump, pending: { ctx, replies: [], resolve, reject, sentAt: 0 } });
-      this.schedulePump();
+      this.submit(bytes, ctx, noReply, (error, replies) => (error ? reject(error) : resolve(replies)));
     });
+  }
+
+  /** Callback form (no promise per request: bulk loads). `done` runs exactly once. */
+  submit(bytes: Buffer, ctx: IpvsOpContext, noReply: boolean, done: Pending['done']): void {
+    if (this.closed) {
+      done(new FulcrumError('INTERNAL', `${opText(ctx)}: the IPVS client is closed`), []);
+      return;
+    }
+    const seq = this.nextSeq();
+    bytes.writeUInt32LE(seq, 8);
+    const dump = (bytes.readUInt16LE(6) & NLM_F_DUMP) === NLM_F_DUMP;
+    this.queue.push({ seq, bytes, dump, noReply: noReply && !dump, pending: { ctx, replies: [], done, sentAt: 0 } });
+    this.schedulePump();
+  }
+
+  /** Requests queued or in flight. */
+  get outstanding(): number {
+    return this.queued() + this.inflight.size;
   }
 
   async resolveFamily(name: string): Promise<number> {
     let replies: NlMessage[];
     try {
-      replies = await this.request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, encodeGetFamily(name), { kind: 'info', text: `resolve generic netlink family ${name}` });
+      replies = await this.request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, encodeGetFamily(name), { kind: 'info', text: () => `resolve generic netlink family ${name}` });
     } catch (e) {
       if (e instanceof KernelError && e.errno === 2) {
         throw new FeatureMissingError('ipvs', `this kernel has no IPVS (generic netlink family "${name}" not found): load the ip_vs module (modprobe ip_vs) on a kernel built with CONFIG_IP_VS; on this project's dev host, use the VM (scripts/vm/run.sh)`, { cause: e });
@@ -281,13 +298,13 @@ export class Transport {
     this.inflight.delete(seq);
     this.datagramOf.delete(seq);
     if (seq === this.dumpSeq) this.dumpSeq = undefined;
-    if (error) p.reject(error); else p.resolve(p.replies);
+    p.done(error, p.replies);
   }
 
   private expire(): void {
     const now = Date.now();
     for (const [seq, p] of this.inflight) {
-      if (now - p.sentAt > this.timeoutMs) this.settle(seq, new KernelError(p.ctx.text, 110, `no answer from the kernel within ${this.timeoutMs} ms`));
+      if (now - p.sentAt > this.timeoutMs) this.settle(seq, new KernelError(opText(p.ctx), 110, `no answer from the kernel within ${this.timeoutMs} ms`));
     }
     if (this.inflight.size === 0) this.pump();
   }
@@ -297,7 +314,7 @@ export class Transport {
     const rest = this.queue.slice(this.queueHead);
     this.queue = [];
     this.queueHead = 0;
-    for (const q of rest) q.pending.reject(e);
+    for (const q of rest) q.pending.done(e, []);
   }
 }
 
@@ -317,9 +334,7 @@ export class NetlinkIpvsClient implements IpvsClient {
   get window(): number { return this.transport.effectiveWindow; }
 
   private async send(msg: IpvsWireMessage, ctx: IpvsOpContext): Promise<IpvsWireMessage[]> {
-    const bytes = encode(msg, { family: this.familyId, seq: 0 });
-    const flags = bytes.readUInt16LE(6);
-    const replies = await this.transport.request(this.familyId, flags, bytes.subarray(16), ctx, NO_REPLY.has(msg.cmd));
+    const replies = await this.transport.requestMessage(encode(msg, { family: this.familyId, seq: 0 }), ctx, NO_REPLY.has(msg.cmd));
     return replies.filter((m) => m.type === this.familyId).map((m) => decode(m));
   }
 
@@ -336,7 +351,7 @@ export class NetlinkIpvsClient implements IpvsClient {
 
   async getService(key: IpvsServiceKey): Promise<IpvsService | undefined> {
     try {
-      const [r] = await this.send(ipvsRequest.getService(key), { kind: 'getService', text: `get service ${describeKey(key)}` });
+      const [r] = await this.send(ipvsRequest.getService(key), { kind: 'getService', text: () => `get service ${describeKey(key)}` });
       return r?.attrs.service ? serviceFromWire(r.attrs.service) : undefined;
     } catch (e) {
       if (e instanceof KernelError && e.errno === ESRCH) return undefined;
@@ -345,33 +360,33 @@ export class NetlinkIpvsClient implements IpvsClient {
   }
 
   async addService(spec: IpvsServiceSpec): Promise<void> {
-    await this.send(ipvsRequest.addService(spec), { kind: 'addService', text: `add service ${describeKey(spec.key)}`, scheduler: spec.scheduler, pe: spec.pe });
+    await this.send(ipvsRequest.addService(spec), { kind: 'addService', text: () => `add service ${describeKey(spec.key)}`, scheduler: spec.scheduler, pe: spec.pe });
   }
 
   async editService(spec: IpvsServiceSpec): Promise<void> {
-    await this.send(ipvsRequest.editService(spec), { kind: 'editService', text: `edit service ${describeKey(spec.key)}`, scheduler: spec.scheduler, pe: spec.pe });
+    await this.send(ipvsRequest.editService(spec), { kind: 'editService', text: () => `edit service ${describeKey(spec.key)}`, scheduler: spec.scheduler, pe: spec.pe });
   }
 
   async deleteService(key: IpvsServiceKey): Promise<void> {
-    await this.send(ipvsRequest.deleteService(key), { kind: 'deleteService', text: `delete service ${describeKey(key)}` });
+    await this.send(ipvsRequest.deleteService(key), { kind: 'deleteService', text: () => `delete service ${describeKey(key)}` });
   }
 
   /** The destinations of a service; empty for a service that does not exist (the kernel's dump is empty). */
   async listDestinations(key: IpvsServiceKey): Promise<IpvsDest[]> {
-    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: `list destinations of ${describeKey(key)}` });
+    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: () => `list destinations of ${describeKey(key)}` });
     return rs.flatMap((m) => (m.attrs.dest ? [destFromWire(m.attrs.dest, key.family)] : []));
   }
 
   async addDestination(key: IpvsServiceKey, dest: IpvsDestSpec): Promise<void> {
-    await this.send(ipvsRequest.addDestination(key, dest), { kind: 'addDestination', text: `add destination ${endpoint(dest)} to ${describeKey(key)}` });
+    await this.send(ipvsRequest.addDestination(key, dest), { kind: 'addDestination', text: () => `add destination ${endpoint(dest)} to ${describeKey(key)}` });
   }
 
   async editDestination(key: IpvsServiceKey, dest: IpvsDestSpec): Promise<void> {
-    await this.send(ipvsRequest.editDestination(key, dest), { kind: 'editDestination', text: `edit destination ${endpoint(dest)} of ${describeKey(key)}` });
+    await this.send(ipvsRequest.editDestination(key, dest), { kind: 'editDestination', text: () => `edit destination ${endpoint(dest)} of ${describeKey(key)}` });
   }
 
   async deleteDestination(key: IpvsServiceKey, dest: { address: string; port: number; family: IpvsFamily }): Promise<void> {
-    await this.send(ipvsRequest.deleteDestination(key, dest), { kind: 'deleteDestination', text: `delete destination ${endpoint(dest)} of ${describeKey(key)}` });
+    await this.send(ipvsRequest.deleteDestination(key, dest), { kind: 'deleteDestination', text: () => `delete destination ${endpoint(dest)} of ${describeKey(key)}` });
   }
 
   async flush(): Promise<void> {
@@ -394,11 +409,11 @@ export class NetlinkIpvsClient implements IpvsClient {
   }
 
   async startDaemon(d: IpvsSyncDaemon): Promise<void> {
-    await this.send(ipvsRequest.startDaemon(d), { kind: 'startDaemon', text: `start ${d.state} sync daemon on ${d.interface}` });
+    await this.send(ipvsRequest.startDaemon(d), { kind: 'startDaemon', text: () => `start ${d.state} sync daemon on ${d.interface}` });
   }
 
   async stopDaemon(d: Pick<IpvsSyncDaemon, 'state'>): Promise<void> {
-    await this.send(ipvsRequest.stopDaemon(d), { kind: 'stopDaemon', text: `stop ${d.state} sync daemon` });
+    await this.send(ipvsRequest.stopDaemon(d), { kind: 'stopDaemon', text: () => `stop ${d.state} sync daemon` });
   }
 
   async listDaemons(): Promise<IpvsSyncDaemon[]> {
@@ -411,8 +426,50 @@ export class NetlinkIpvsClient implements IpvsClient {
    * the others: the kernel runs each message of a datagram independently).
    */
   async batch(ops: readonly IpvsOperation[]): Promise<IpvsOperationResult[]> {
-    const settled = await Promise.allSettled(ops.map((o) => this.run(o)));
-    return settled.map((s) => (s.status === 'fulfilled' ? { ok: true } : { ok: false, error: asFulcrumError(s.reason) }));
+    const results = new Array<IpvsOperationResult>(ops.length);
+    if (ops.length === 0) return results;
+    // Encodes lazily, as the window drains: no promise per operation and little live garbage, which
+    // is what bulk loads of 100,000 destinations spend their time on otherwise.
+    const high = this.transport.effectiveWindow * 2;
+    return new Promise((resolve) => {
+      let next = 0;
+      let left = ops.length;
+      let filling = false;
+      const fill = (): void => {
+        if (filling) return; // re-entered from a callback run synchronously: the loop below goes on
+        filling = true;
+        while (next < ops.length && this.transport.outstanding < high) {
+          const i = next++;
+          const o = ops[i]!;
+          let msg: IpvsWireMessage;
+          try {
+            msg = this.operationMessage(o);
+          } catch (e) {
+            results[i] = { ok: false, error: new FulcrumError('INVALID_REQUEST', `${o.op}: ${(e as Error).message}`, { cause: e }) };
+            if (--left === 0) resolve(results);
+            continue;
+          }
+          this.transport.submit(encode(msg, { family: this.familyId, seq: 0 }), operationContext(o), true, (error) => {
+            results[i] = error ? { ok: false, error: asFulcrumError(error) } : OK;
+            if (--left === 0) resolve(results);
+            else if (next < ops.length) fill();
+          });
+        }
+        filling = false;
+      };
+      fill();
+    });
+  }
+
+  private operationMessage(o: IpvsOperation): IpvsWireMessage {
+    switch (o.op) {
+      case 'addService': return ipvsRequest.addService(o.spec);
+      case 'editService': return ipvsRequest.editService(o.spec);
+      case 'deleteService': return ipvsRequest.deleteService(o.key);
+      case 'addDestination': return ipvsRequest.addDestination(o.key, o.dest);
+      case 'editDestination': return ipvsRequest.editDestination(o.key, o.dest);
+      case 'deleteDestination': return ipvsRequest.deleteDestination(o.key, o.dest);
+    }
   }
 
   run(o: IpvsOperation): Promise<void> {
@@ -428,6 +485,19 @@ export class NetlinkIpvsClient implements IpvsClient {
 
   async close(): Promise<void> {
     this.transport.close();
+  }
+}
+
+const OK: IpvsOperationResult = Object.freeze({ ok: true });
+
+function operationContext(o: IpvsOperation): IpvsOpContext {
+  switch (o.op) {
+    case 'addService': return { kind: o.op, text: () => `add service ${describeKey(o.spec.key)}`, scheduler: o.spec.scheduler, pe: o.spec.pe };
+    case 'editService': return { kind: o.op, text: () => `edit service ${describeKey(o.spec.key)}`, scheduler: o.spec.scheduler, pe: o.spec.pe };
+    case 'deleteService': return { kind: o.op, text: () => `delete service ${describeKey(o.key)}` };
+    case 'addDestination': return { kind: o.op, text: () => `add destination ${endpoint(o.dest)} to ${describeKey(o.key)}` };
+    case 'editDestination': return { kind: o.op, text: () => `edit destination ${endpoint(o.dest)} of ${describeKey(o.key)}` };
+    case 'deleteDestination': return { kind: o.op, text: () => `delete destination ${endpoint(o.dest)} of ${describeKey(o.key)}` };
   }
 }
 

@@ -10,8 +10,8 @@
  */
 import {
   type AttrObject, type AttrTable, type FlagsValue, type NlMessage,
-  decodeAttrs, encodeAttrs, encodeGenl, encodeNlmsg, parseGenl,
-  NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+  attrsSize, decodeAttrs, encodeAttrs, encodeGenl, parseGenl, writeAttrs,
+  GENL_HDRLEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 } from './netlink-wire.js';
 
 export const IPVS_GENL_NAME = 'IPVS';
@@ -201,10 +201,24 @@ export interface EncodeOptions {
   flags?: number;
 }
 
-/** A whole netlink message: header + genl header + attributes. */
+/** A whole netlink message: header + genl header + attributes (one allocation: bulk loads make many). */
 export function encode(msg: IpvsWireMessage, opts: EncodeOptions): Buffer {
   const flags = opts.flags ?? (NLM_F_REQUEST | NLM_F_ACK | (isDumpCmd(msg.cmd, msg.attrs) ? NLM_F_DUMP : 0));
-  return encodeNlmsg({ type: opts.family, flags, seq: opts.seq, pid: opts.pid ?? 0, payload: encodePayload(msg) });
+  const table = attrsTable(msg.cmd);
+  const body = (msg.cmd === 'SET_INFO' ? (msg.info ?? {}) : msg.attrs) as AttrObject;
+  const len = NLMSG_HDRLEN + GENL_HDRLEN + attrsSize(table, body);
+  // allocUnsafe slices a shared pool (one ArrayBuffer per 8 KiB, not one per message: GC cost);
+  // zeroed because padding and string terminators rely on it.
+  const buf = Buffer.allocUnsafe(len).fill(0);
+  buf.writeUInt32LE(len, 0);
+  buf.writeUInt16LE(opts.family, 4);
+  buf.writeUInt16LE(flags, 6);
+  buf.writeUInt32LE(opts.seq >>> 0, 8);
+  buf.writeUInt32LE((opts.pid ?? 0) >>> 0, 12);
+  buf.writeUInt8(IPVS_CMD[msg.cmd], NLMSG_HDRLEN);
+  buf.writeUInt8(msg.version ?? IPVS_GENL_VERSION, NLMSG_HDRLEN + 1);
+  writeAttrs(table, body, buf, NLMSG_HDRLEN + GENL_HDRLEN);
+  return buf;
 }
 
 /** Decodes one IPVS netlink message (as split by parseNlmsgs, or a whole single-message buffer). */
