@@ -19,7 +19,7 @@ import {
   decodeFamilyId, encodeGetFamily, encodeNlmsg, parseNlmsgErr, parseNlmsgs, type NlMessage,
 } from './netlink-wire.js';
 import type {
-  IpvsClient, IpvsDest, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsService, IpvsServiceKey, IpvsServiceSpec,
+  IpvsClient, IpvsDest, IpvsListOptions, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsService, IpvsServiceKey, IpvsServiceSpec,
   IpvsSyncDaemon, IpvsTimeouts,
 } from './types.js';
 import { daemonFromWire, destFromWire, ipvsRequest, serviceFromWire, timeoutsFromWire } from './wire-convert.js';
@@ -333,9 +333,9 @@ export class NetlinkIpvsClient implements IpvsClient {
   /** Requests in flight at most (bounded by the socket receive buffer). */
   get window(): number { return this.transport.effectiveWindow; }
 
-  private async send(msg: IpvsWireMessage, ctx: IpvsOpContext): Promise<IpvsWireMessage[]> {
+  private async send(msg: IpvsWireMessage, ctx: IpvsOpContext, opts: IpvsListOptions = {}): Promise<IpvsWireMessage[]> {
     const replies = await this.transport.requestMessage(encode(msg, { family: this.familyId, seq: 0 }), ctx, NO_REPLY.has(msg.cmd));
-    return replies.filter((m) => m.type === this.familyId).map((m) => decode(m));
+    return replies.filter((m) => m.type === this.familyId).map((m) => decode(m, opts));
   }
 
   async info(): Promise<IpvsInfo> {
@@ -344,8 +344,9 @@ export class NetlinkIpvsClient implements IpvsClient {
     return { version: `${(v >> 16) & 0xff}.${(v >> 8) & 0xff}.${v & 0xff}`, connTableSize: r?.info?.connTabSize ?? 0 };
   }
 
-  async listServices(): Promise<IpvsService[]> {
-    const rs = await this.send(ipvsRequest.listServices(), { kind: 'listServices', text: 'list services' });
+  /** All services; `{ stats: false }` skips decoding counters (faster for a reconciler's observe). */
+  async listServices(opts: IpvsListOptions = {}): Promise<IpvsService[]> {
+    const rs = await this.send(ipvsRequest.listServices(), { kind: 'listServices', text: 'list services' }, opts);
     return rs.flatMap((m) => (m.attrs.service ? [serviceFromWire(m.attrs.service)] : []));
   }
 
@@ -372,8 +373,8 @@ export class NetlinkIpvsClient implements IpvsClient {
   }
 
   /** The destinations of a service; empty for a service that does not exist (the kernel's dump is empty). */
-  async listDestinations(key: IpvsServiceKey): Promise<IpvsDest[]> {
-    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: () => `list destinations of ${describeKey(key)}` });
+  async listDestinations(key: IpvsServiceKey, opts: IpvsListOptions = {}): Promise<IpvsDest[]> {
+    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: () => `list destinations of ${describeKey(key)}` }, opts);
     return rs.flatMap((m) => (m.attrs.dest ? [destFromWire(m.attrs.dest, key.family)] : []));
   }
 

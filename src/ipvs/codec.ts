@@ -167,6 +167,16 @@ export interface IpvsWireMessage {
   version?: number;
 }
 
+/** The same tables without the stats nests: a dump decoded with it skips them (they are most of a reply). */
+const withoutStats = (t: AttrTable): AttrTable => t.filter((f) => f.key !== 'stats' && f.key !== 'stats64');
+export const CMD_TABLE_NO_STATS: AttrTable = CMD_TABLE.map((f) =>
+  f.key === 'service' || f.key === 'dest' ? { ...f, table: withoutStats(f.table ?? []) } : f);
+
+export interface DecodeOptions {
+  /** Decode IPVS_*_ATTR_STATS/STATS64 (default true). */
+  stats?: boolean;
+}
+
 function attrsTable(cmd: IpvsCmd): AttrTable {
   return cmd === 'SET_INFO' ? INFO_TABLE : CMD_TABLE;
 }
@@ -177,11 +187,12 @@ export function encodePayload(msg: IpvsWireMessage): Buffer {
   return encodeGenl({ cmd: IPVS_CMD[msg.cmd], version: msg.version ?? IPVS_GENL_VERSION }, encodeAttrs(attrsTable(msg.cmd), body as AttrObject));
 }
 
-export function decodePayload(payload: Buffer): IpvsWireMessage {
+export function decodePayload(payload: Buffer, opts: DecodeOptions = {}): IpvsWireMessage {
   const { header, attrs } = parseGenl(payload);
   const cmd = CMD_BY_ID.get(header.cmd);
   if (!cmd) throw new RangeError(`unknown IPVS command ${header.cmd}`);
-  const decoded = decodeAttrs(attrsTable(cmd), attrs);
+  const table = cmd !== 'SET_INFO' && opts.stats === false ? CMD_TABLE_NO_STATS : attrsTable(cmd);
+  const decoded = decodeAttrs(table, attrs);
   return cmd === 'SET_INFO'
     ? { cmd, version: header.version, attrs: {}, info: decoded as WireInfo }
     : { cmd, version: header.version, attrs: decoded as WireCmdAttrs };
@@ -222,10 +233,10 @@ export function encode(msg: IpvsWireMessage, opts: EncodeOptions): Buffer {
 }
 
 /** Decodes one IPVS netlink message (as split by parseNlmsgs, or a whole single-message buffer). */
-export function decode(m: NlMessage | Buffer): IpvsWireMessage & { header: Omit<NlMessage, 'payload'> } {
+export function decode(m: NlMessage | Buffer, opts: DecodeOptions = {}): IpvsWireMessage & { header: Omit<NlMessage, 'payload'> } {
   const nl = Buffer.isBuffer(m) ? splitOne(m) : m;
   const { payload, ...header } = nl;
-  return { ...decodePayload(payload), header };
+  return { ...decodePayload(payload, opts), header };
 }
 
 function splitOne(buf: Buffer): NlMessage {

@@ -153,6 +153,9 @@ test('stats are 64-bit counters equal to ipvsadm --stats --exact; zero clears th
   assert.deepEqual([svc.stats.connections, svc.stats.packetsIn, svc.stats.packetsOut, svc.stats.bytesIn, svc.stats.bytesOut].map(String), [conns, inpkts, outpkts, inbytes, outbytes]);
   const [d] = await client.listDestinations(key);
   assert.equal(d?.stats?.packetsIn, svc.stats.packetsIn);
+  const [lean] = await client.listDestinations(key, { stats: false });
+  assert.deepEqual(lean && { ...lean, stats: d.stats }, d);
+  assert.equal(lean?.stats, undefined);
   await client.zero(key);
   const [after0] = await client.listServices();
   assert.equal(after0?.stats?.packetsIn, 0n);
