@@ -277,7 +277,10 @@ export class Transport {
         p.replies.push(m);
       }
     }
-    if (this.queued() > 0) this.schedulePump();
+    // A dump waiting for the one that just ended goes out now (list-heavy reads are round trips
+    // back to back); everything else waits for the end of this poll phase to share datagrams.
+    if (this.queued() > 0 && this.queue[this.queueHead]!.dump && this.dumpSeq === undefined) this.pump();
+    else if (this.queued() > 0) this.schedulePump();
     else if (this.inflight.size === 0) this.pump();
   }
 
