@@ -38,6 +38,8 @@ export interface IpvsNetlinkOptions {
    * most of them fail, which fails everything in flight with a clear error.
    */
   window?: number;
+  /** Extra sockets for destination dumps run in parallel (default 2; 0: everything on one socket). */
+  dumpSockets?: number;
   /** Most messages per datagram (default 128). */
   maxBatchMessages?: number;
   /** Largest datagram we send (default 64 KiB, under the default send buffer). */
@@ -74,7 +76,7 @@ export async function openIpvsClient(options: IpvsNetlinkOptions = {}): Promise<
   const transport = new Transport(options);
   try {
     const family = await transport.resolveFamily(IPVS_GENL_NAME);
-    return new NetlinkIpvsClient(transport, family);
+    return new NetlinkIpvsClient(transport, family, options);
   } catch (e) {
     transport.close();
     throw e;
@@ -331,13 +333,34 @@ function guard(f: () => void, onError: (e: Error) => void): void {
 }
 
 export class NetlinkIpvsClient implements IpvsClient {
-  constructor(private readonly transport: Transport, readonly familyId: number) {}
+  /** Extra sockets that run destination dumps side by side (the kernel runs one dump per socket). */
+  private readonly dumpers: Transport[] = [];
+  private readonly maxDumpers: number;
+
+  constructor(private readonly transport: Transport, readonly familyId: number, private readonly options: IpvsNetlinkOptions = {}) {
+    this.maxDumpers = Math.max(0, options.dumpSockets ?? 2);
+  }
+
+  /**
+   * Where a destination dump goes: the main socket while changes are outstanding on it (FIFO keeps
+   * the list after them), else the least busy extra socket, so that many lists run in parallel.
+   */
+  private dumpTransport(): Transport {
+    if (this.maxDumpers === 0 || this.transport.outstanding > 0) return this.transport;
+    let best: Transport | undefined;
+    for (const t of this.dumpers) if (!best || t.outstanding < best.outstanding) best = t;
+    if ((!best || best.outstanding > 0) && this.dumpers.length < this.maxDumpers) {
+      best = new Transport(this.options);
+      this.dumpers.push(best);
+    }
+    return best ?? this.transport;
+  }
 
   /** Requests in flight at most (bounded by the socket receive buffer). */
   get window(): number { return this.transport.effectiveWindow; }
 
-  private async send(msg: IpvsWireMessage, ctx: IpvsOpContext, opts: IpvsListOptions = {}): Promise<IpvsWireMessage[]> {
-    const replies = await this.transport.requestMessage(encode(msg, { family: this.familyId, seq: 0 }), ctx, NO_REPLY.has(msg.cmd));
+  private async send(msg: IpvsWireMessage, ctx: IpvsOpContext, opts: IpvsListOptions = {}, via: Transport = this.transport): Promise<IpvsWireMessage[]> {
+    const replies = await via.requestMessage(encode(msg, { family: this.familyId, seq: 0 }), ctx, NO_REPLY.has(msg.cmd));
     return replies.filter((m) => m.type === this.familyId).map((m) => decode(m, opts));
   }
 
@@ -377,7 +400,7 @@ export class NetlinkIpvsClient implements IpvsClient {
 
   /** The destinations of a service; empty for a service that does not exist (the kernel's dump is empty). */
   async listDestinations(key: IpvsServiceKey, opts: IpvsListOptions = {}): Promise<IpvsDest[]> {
-    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: () => `list destinations of ${describeKey(key)}` }, opts);
+    const rs = await this.send(ipvsRequest.listDestinations(key), { kind: 'listDestinations', text: () => `list destinations of ${describeKey(key)}` }, opts, this.dumpTransport());
     return rs.flatMap((m) => (m.attrs.dest ? [destFromWire(m.attrs.dest, key.family)] : []));
   }
 
@@ -489,6 +512,7 @@ export class NetlinkIpvsClient implements IpvsClient {
 
   async close(): Promise<void> {
     this.transport.close();
+    for (const t of this.dumpers.splice(0)) t.close();
   }
 }
 
