@@ -83,6 +83,17 @@ export async function openIpvsClient(options: IpvsNetlinkOptions = {}): Promise<
   }
 }
 
+/** What the transport needs of a netlink datagram socket (RawNetlinkSocket; a fake kernel in unit tests). */
+export interface DatagramSocket {
+  send(data: Buffer, options: { port: number }, callback: (error?: Error & { errno?: number }) => void): void;
+  on(event: 'message', listener: (data: Buffer) => void): unknown;
+  on(event: 'error', listener: (error: Error & { errno?: number }) => void): unknown;
+  getRecvBufferSize(): number;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
 interface Queued { seq: number; bytes: Buffer; dump: boolean; noReply: boolean; pending: Pending }
 
 /**
@@ -95,7 +106,7 @@ interface Queued { seq: number; bytes: Buffer; dump: boolean; noReply: boolean; 
  * of one per request: receiving datagrams is what costs most here.
  */
 export class Transport {
-  readonly socket: RawNetlinkSocket;
+  private readonly socket: DatagramSocket;
   private readonly window: number;
   private readonly maxBatchBytes: number;
   private readonly maxBatchMessages: number;
@@ -114,13 +125,13 @@ export class Transport {
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(options: IpvsNetlinkOptions) {
+  constructor(options: IpvsNetlinkOptions, socket?: DatagramSocket) {
     this.window = Math.max(1, options.window ?? 256);
     this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
     this.maxBatchMessages = Math.max(1, Math.min(this.window, options.maxBatchMessages ?? 128));
     this.timeoutMs = options.timeoutMs ?? 60_000;
     // Buffer sizes are capped by net.core.{r,w}mem_max (the kernel doubles what it grants).
-    this.socket = new RawNetlinkSocket(NETLINK_GENERIC, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+    this.socket = socket ?? (new RawNetlinkSocket(NETLINK_GENERIC, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 }) as DatagramSocket);
     // Never more in flight than the receive buffer can answer: netlink 0.3.0 aborts the process
     // (an exception thrown in its native receive callback) when the kernel reports ENOBUFS.
     this.window = Math.max(1, Math.min(this.window, Math.floor((this.socket.getRecvBufferSize() * 0.75) / REPLY_BUDGET)));
