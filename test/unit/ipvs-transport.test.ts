@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { NetlinkIpvsClient, Transport, type DatagramSocket, type IpvsOperation } from '../../src/ipvs/client.js';
+import { existsSync } from 'node:fs';
+import { NetlinkIpvsClient, Transport, openIpvsClient, type DatagramSocket, type IpvsOperation } from '../../src/ipvs/client.js';
 import { decode, encode } from '../../src/ipvs/codec.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, encodeNlmsg, parseNlmsgs } from '../../src/ipvs/netlink-wire.js';
-import { KernelError } from '../../src/errors.js';
+import { FeatureMissingError, KernelError } from '../../src/errors.js';
 import type { IpvsDestSpec, IpvsServiceKey } from '../../src/ipvs/types.js';
 
 /**
@@ -119,4 +120,13 @@ test('in-flight requests stay within what the receive buffer can answer', async 
   assert.ok(k.maxOutstanding <= 10, `at most 10 in flight, saw ${k.maxOutstanding}`);
   await client.close();
   await assert.rejects(client.addDestination(key, destSpec(1)), /closed/);
+});
+
+test('a kernel without IPVS gives FeatureMissingError naming ipvs', { skip: existsSync('/proc/net/ip_vs') ? 'this kernel has IPVS loaded' : undefined }, async () => {
+  await assert.rejects(openIpvsClient(), (e: unknown) => {
+    assert.ok(e instanceof FeatureMissingError);
+    assert.equal(e.feature, 'ipvs');
+    assert.match(e.message, /generic netlink family "IPVS" not found/);
+    return true;
+  });
 });
