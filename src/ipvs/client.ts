@@ -4,11 +4,11 @@
  * Transport: the `netlink` package's RawNetlinkSocket (NETLINK_GENERIC). Framing, errors and dumps
  * are ours (netlink-wire.ts, codec.ts), so errno arrives as a number, not as text.
  *
- * Pipelining: requests issued in the same tick are packed into one datagram (the kernel runs every
- * message of a datagram in order and ACKs each one), and up to `window` requests are in flight at
- * once. The window exists because every ACK waits in the socket's receive buffer: more in flight
- * than the buffer holds loses replies (ENOBUFS). Concurrent calls (Promise.all) are all it takes to
- * get a bulk load; `batch()` runs a list and reports each outcome.
+ * Pipelining: requests issued in the same tick are packed into one datagram (the kernel runs the
+ * messages of a datagram in order), with one ACK per datagram (see Transport), and up to `window`
+ * requests are in flight. The window exists because answers wait in the socket's receive buffer:
+ * more than it holds are lost (ENOBUFS). Concurrent calls pipeline by themselves; `batch()` is the
+ * bulk path (no promise per operation) and reports each outcome.
  */
 import { RawNetlinkSocket } from 'netlink';
 import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
@@ -33,9 +33,8 @@ const ESRCH = 3;
 
 export interface IpvsNetlinkOptions {
   /**
-   * Most requests in flight (default 256). Every error answer must fit the socket receive buffer
-   * (about 416 KiB with Linux defaults, about 1.3 KiB per error): more in flight risks ENOBUFS when
-   * most of them fail, which fails everything in flight with a clear error.
+   * Most requests in flight (default 256), lowered to what the socket receive buffer can answer
+   * if every request failed (about 208 with Linux defaults: 416 KiB, 1.5 KiB per answer).
    */
   window?: number;
   /** Extra sockets for destination dumps run in parallel (default 2; 0: everything on one socket). */
