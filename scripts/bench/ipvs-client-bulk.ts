@@ -8,11 +8,11 @@
  * Without IPVS on this kernel it re-runs itself inside the VM (scripts/vm/run.sh).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync, openSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, openSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { openIpvsClient } from '../../src/ipvs/client.js';
+import { openIpvsClient, type IpvsOperation } from '../../src/ipvs/client.js';
 import type { IpvsDestSpec, IpvsServiceKey } from '../../src/ipvs/types.js';
 
 const args = process.argv.slice(2);
@@ -54,6 +54,14 @@ function countDests(): number {
   return out.split('\n').filter((l) => l.includes('->') && !l.includes('RemoteAddress')).length;
 }
 
+/** CPU seconds (user, system) of this process's waited-for children, from /proc/self/stat. */
+function childCpu(): { user: number; sys: number } {
+  const f = readFileSync('/proc/self/stat', 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  // Fields 16 and 17 (cutime, cstime), counted from field 3 at index 0, in clock ticks (100 Hz).
+  return { user: Number(rest[13]) / 100, sys: Number(rest[14]) / 100 };
+}
+const cpuSplit: string[] = [];
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 const stats = (xs: number[]): { min: number; median: number; max: number } => {
   const s = [...xs].sort((a, b) => a - b);
@@ -81,30 +89,39 @@ async function main(): Promise<void> {
       for (const who of order) {
         if (who === 'ipvsadm') {
           const fd = openSync(rules, 'r');
+          const c0 = childCpu();
           const t0 = process.hrtime.bigint();
           const res = spawnSync('ipvsadm', ['-R'], { stdio: [fd, 'ignore', 'pipe'] });
           tIpvsadm.push(ms(t0));
+          const c1 = childCpu();
+          cpuSplit.push(`ipvsadm -R: wall ${tIpvsadm[tIpvsadm.length - 1]!.toFixed(0)} ms, user ${((c1.user - c0.user) * 1000).toFixed(0)} ms, system ${((c1.sys - c0.sys) * 1000).toFixed(0)} ms`);
           closeSync(fd);
           if (res.status !== 0) throw new Error(`ipvsadm -R failed: ${res.stderr.toString()}`);
         } else {
+          const u0 = process.cpuUsage();
           const t0 = process.hrtime.bigint();
-          // Issued in order on one socket: the kernel sees each service before its destinations.
-          const ops: Promise<void>[] = [];
+          // One batch, in order on one socket: the kernel sees each service before its destinations.
+          const ops: IpvsOperation[] = [];
           for (let i = 0; i < SERVICES; i++) {
             const key = svcKey(i);
-            ops.push(client.addService({ key, scheduler: 'wlc', flags: 0, timeout: 0, netmask: 0xffffffff }));
-            for (let j = 0; j < DESTS; j++) ops.push(client.addDestination(key, dest(j)));
+            ops.push({ op: 'addService', spec: { key, scheduler: 'wlc', flags: 0, timeout: 0, netmask: 0xffffffff } });
+            for (let j = 0; j < DESTS; j++) ops.push({ op: 'addDestination', key, dest: dest(j) });
           }
-          await Promise.all(ops);
+          const results = await client.batch(ops);
+          const bad = results.find((x) => !x.ok);
+          if (bad && !bad.ok) throw bad.error;
           tClient.push(ms(t0));
+          const u1 = process.cpuUsage(u0);
+          cpuSplit.push(`client:     wall ${tClient[tClient.length - 1]!.toFixed(0)} ms, user ${(u1.user / 1000).toFixed(0)} ms, system ${(u1.system / 1000).toFixed(0)} ms`);
         }
         const n = countDests();
         if (n !== expected) throw new Error(`${who}: ${n} destinations in the kernel, expected ${expected}`);
         if (who === 'client') {
           // Full-table read on the loaded table: our dumps vs ipvsadm -Sn.
           let t0 = process.hrtime.bigint();
-          const services = await client.listServices();
-          const lists = await Promise.all(services.map((s) => client.listDestinations(s.key)));
+          // Configuration only (no counters), as a reconciler observes.
+          const services = await client.listServices({ stats: false });
+          const lists = await Promise.all(services.map((s) => client.listDestinations(s.key, { stats: false })));
           tDump.push(ms(t0));
           if (lists.reduce((a, l) => a + l.length, 0) !== expected) throw new Error('dump returned a different table');
           t0 = process.hrtime.bigint();
@@ -127,7 +144,9 @@ async function main(): Promise<void> {
   console.log(`  ipvsadm -R          ${fmt(a)}`);
   console.log(`  fulcrum client      ${fmt(c)}`);
   console.log(`  ratio client/ipvsadm (per repeat): min ${ratios.min.toFixed(3)} / median ${ratios.median.toFixed(3)} / max ${ratios.max.toFixed(3)}  (< 1 = faster)`);
-  console.log(`  table read: ipvsadm -Sn ${fmt(s)}; client dumps ${fmt(d)}`);
+  console.log(`  table read: ipvsadm -Sn ${fmt(s)}; client dumps (no stats) ${fmt(d)}`);
+  console.log('  CPU (system time includes the kernel running the IPVS commands in the sender\'s context):');
+  for (const l of cpuSplit) console.log(`    ${l}`);
   console.log(`  ratio client/ipvsadm -Sn: min ${dumpRatios.min.toFixed(3)} / median ${dumpRatios.median.toFixed(3)} / max ${dumpRatios.max.toFixed(3)}`);
 }
 

@@ -101,7 +101,8 @@ function writeValue(field: AttrField, value: AttrValue, buf: Buffer, off: number
   }
 }
 
-function writeAttrs(table: AttrTable, obj: AttrObject, buf: Buffer, start: number): number {
+/** Writes the attributes of `obj` at `start` of a zero-filled `buf`; returns the end offset. */
+export function writeAttrs(table: AttrTable, obj: AttrObject, buf: Buffer, start: number): number {
   let off = start;
   for (const field of table) {
     const value = obj[field.key];
