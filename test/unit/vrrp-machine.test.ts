@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkReceived, timers, VrrpMachine, type MachineConfig, type SplitBrainInfo, type TransitionInfo } from '../../src/vrrp/machine.js';
 import type { VrrpAdvert } from '../../src/vrrp/codec.js';
-import { FakeClock } from '../helpers/vrrp-fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 /** A LAN of machines on one fake clock; an advert reaches the others 1 ms after it is sent. */
 class Lan {

@@ -9,7 +9,7 @@ import type { ReceivedPacket, TransportOptions, VrrpTransport } from '../../src/
 import { decodeAdvert, encodeAdvert, passwordAuthData, type VrrpAdvert } from '../../src/vrrp/codec.js';
 import { parseDesiredState } from '../../src/model/index.js';
 import type { VrrpInstanceInput } from '../../src/model/vrrp.js';
-import { FakeClock } from '../helpers/vrrp-fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 class FakeHost implements VrrpHost {
   links_: LinkInfo[] = [
