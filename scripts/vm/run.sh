@@ -49,25 +49,38 @@ printf 'MODROOT=%q\n' "$KDIR/root" > "$JOB/config"
 } > "$JOB/job.sh"
 : > "$JOB/stdout"; : > "$JOB/stderr"
 
-timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
-  -kernel "$KDIR/root/boot/vmlinuz-$VERSION" -initrd "$KDIR/initrd.gz" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1" \
-  -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
-  -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
-  -fsdev "local,id=job,path=$JOB,security_model=none" \
-  -device virtio-9p-pci,fsdev=job,mount_tag=job \
-  -nic none < /dev/null > "$JOB/console.log" 2>&1 &
-qpid=$!
-# Stream the guest command's output while it runs.
-tail -q -n +1 -f --pid="$qpid" "$JOB/stdout" &
-t1=$!
-tail -q -n +1 -f --pid="$qpid" "$JOB/stderr" >&2 &
-t2=$!
-set +e
-wait "$qpid"; qrc=$?
-qpid=""
-wait "$t1" "$t2" 2>/dev/null
-set -e
+# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can fail and panic
+# ("IO-APIC + timer doesn't work"); the check is meaningless in a VM.
+boot() {
+  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
+    -kernel "$KDIR/root/boot/vmlinuz-$VERSION" -initrd "$KDIR/initrd.gz" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check" \
+    -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -fsdev "local,id=job,path=$JOB,security_model=none" \
+    -device virtio-9p-pci,fsdev=job,mount_tag=job \
+    -nic none < /dev/null > "$JOB/console.log" 2>&1 &
+  qpid=$!
+  # Stream the guest command's output while it runs.
+  tail -q -n +1 -f --pid="$qpid" "$JOB/stdout" &
+  t1=$!
+  tail -q -n +1 -f --pid="$qpid" "$JOB/stderr" >&2 &
+  t2=$!
+  set +e
+  wait "$qpid"; qrc=$?
+  qpid=""
+  wait "$t1" "$t2" 2>/dev/null
+  set -e
+}
+
+# A boot that died before the command wrote anything (a kernel panic at boot) is retried; a
+# command that started is never run twice.
+for attempt in 1 2 3; do
+  boot
+  if [ -f "$JOB/rc" ] || [ -s "$JOB/stdout" ] || [ -s "$JOB/stderr" ] || [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then break; fi
+  echo "run.sh: boot attempt $attempt failed (qemu exit $qrc); console tail:" >&2
+  tail -n 5 "$JOB/console.log" >&2
+done
 
 if [ -n "$out" ]; then
   mkdir -p "$out"
