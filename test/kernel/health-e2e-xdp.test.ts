@@ -150,16 +150,16 @@ test('xdp: restarting the agent keeps healthy backends serving (saved health sta
   agent = startAgent(lb, config);
   procs.push(agent.proc);
   const started = await agent.logs.waitFor('agent started again', (l) => l.msg === 'agent started');
-  for (const i of [1, 2]) {
-    const restored = agent.logs.items.find((l) => l.msg === `backend ${b4(i)}:8080 up (restored)`);
-    assert.ok(restored, `b${i} restored as up`);
-  }
   await new Promise((r) => setTimeout(r, 3000));
   const window = c.results.items.filter((r) => r.t >= stopAt - 500 && r.t < Date.now() - 1500);
   const errors = window.filter((r) => r.error);
   assert.deepEqual(errors, [], 'no client request failed across the restart');
   const afterStart = window.filter((r) => r.t > started.time);
   assert.ok(afterStart.some((r) => r.id === 'b1') && afterStart.some((r) => r.id === 'b2'), 'both backends serve right after the restart');
+  for (const i of [1, 2]) {
+    const restored = agent.logs.items.find((l) => l.msg === `backend ${b4(i)}:8080 up (restored)`);
+    assert.ok(restored, `b${i} restored as up`);
+  }
   const zeroed = agent.logs.items.filter((l) => l.msg.startsWith('reconciled at start') && / -> 0\b/.test(l.msg));
   assert.deepEqual(zeroed.map((l) => l.msg), [], 'the restart changed no weight');
   await kill(c.proc);
