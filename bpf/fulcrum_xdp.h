@@ -18,6 +18,8 @@ enum fl_limits {
 	FL_DEFAULT_MAGLEV_SIZE = 65537,   /* prime, as the Maglev paper requires */
 	FL_DEFAULT_CONNTRACK_SIZE = 262144,
 	FL_MAGLEV_SLOTS = 2,              /* double buffer: the VIP meta says which slot is live */
+	FL_FILTER_WORDS = 1024,           /* endpoint filter: 65536 bits in u64 words */
+	FL_FILTER_MULT = 0x9e3779b1,      /* endpoint hash multiplier (see fl_endpoint_hash) */
 	FL_NO_BACKEND = 0xffffffff,       /* maglev entry of a VIP without usable backends */
 };
 
@@ -100,6 +102,30 @@ struct fl_counters {
 	__u64 new_flows;
 };
 
+/* Per-CPU cache of a backend's next hop (the result of bpf_fib_lookup), valid until expires_ns
+ * (bpf_ktime_get_coarse_ns) and only for the backend slot generation it was taken for. */
+struct fl_nexthop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;
+	__u32 gen;
+	__u32 pad;
+	__u64 expires_ns;
+};
+
+/*
+ * Endpoint filter: bit fl_endpoint_hash(addr, port, proto) of the `filter` map is set for every VIP
+ * and every nat backend endpoint, so that foreign packets skip both hash lookups. A false positive
+ * only costs a lookup. The control plane computes the same function (src/xdp/abi.ts endpointHash;
+ * the packet fixtures prove they agree): the four address words as loaded on this little-endian
+ * host, the port as its raw network-order u16.
+ */
+static inline __u32 fl_endpoint_hash(const __u32 *addr, __u16 port_raw, __u8 proto)
+{
+	__u32 x = addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ ((__u32)port_raw << 8) ^ proto;
+	return (__u32)(x * (__u32)FL_FILTER_MULT) >> 16;
+}
+
 /* Everything above in one place so that BTF carries the enums as well (see fl_abi in the .c). */
 struct fl_abi {
 	enum fl_limits limits;
@@ -113,6 +139,7 @@ struct fl_abi {
 	struct fl_conn conn;
 	struct fl_rnat rnat;
 	struct fl_counters counters;
+	struct fl_nexthop nexthop;
 };
 
 #endif

@@ -6,8 +6,9 @@ import type { Logger } from '../log.js';
 import type { AgentSettings } from '../model/agent.js';
 import { formatEndpoint, parseDesiredState, parseEndpoint, type DesiredState, type Service } from '../model/index.js';
 import { changedServices, diffStates, type DiffLine } from './diff.js';
+import { parseChangedState, rememberValid } from './validate.js';
 import type { Clock, DataplaneFactories, DataplaneName, HealthPort, VrrpPort } from './ports.js';
-import { canonicalJson, stateDigest, type StateStore, type StoredState } from './store.js';
+import { canonicalJson, sameValue, stateDigest, type StateStore, type StoredState } from './store.js';
 
 export interface AgentDeps {
   settings: AgentSettings;
@@ -115,7 +116,7 @@ export class Agent {
     const { store, seed } = this.deps;
     const loaded = store.load();
     if (loaded) {
-      this.stored = loaded;
+      this.stored = { ...loaded, state: rememberValid(loaded.state) };
       this.log.info({ revision: loaded.revision, services: loaded.state.services.length, store: store.location }, 'loaded the stored desired state');
     }
     let pendingSeed: DesiredState | undefined;
@@ -125,9 +126,12 @@ export class Agent {
       else this.log.info('the config file is unchanged since it last seeded the store; the stored state wins');
     }
     await this.detect(pendingSeed ?? this.stored.state);
-    this.deps.vrrp?.update([...this.stored.state.vrrp]);
+    this.updateVrrp(this.stored.state);
     this.deps.health?.update([...this.stored.state.services]);
-    this.deps.health?.on('change', () => void this.reconcile('health').catch(() => undefined));
+    this.deps.health?.on('change', () => {
+      this.reportHealthToVrrp();
+      void this.reconcile('health').catch(() => undefined);
+    });
 
     // Bring the kernel to the stored state first: a start that only re-asserts what the kernel
     // already holds plans no steps, so established flows are untouched.
@@ -266,7 +270,7 @@ export class Agent {
       throw new FulcrumError('PRECONDITION_FAILED', `If-Match revision ${options.ifMatch} does not match the current revision ${current.revision}`, {
         details: { current: current.revision },
       });
-    const next = parseDesiredState(mutate(current.state));
+    const next = parseChangedState(mutate(current.state));
     const diff = diffStates(current.state, next);
     const changed = diff.length > 0;
     const touched = changedServices(current.state, next);
@@ -331,7 +335,7 @@ export class Agent {
         this.deps.logger.child({ component: p.dataplane, service: step.service }).info({ step: step.kind, revision: saved.revision }, step.description);
       }
     this.deps.health?.update([...next.services]);
-    if (canonicalJson(current.state.vrrp) !== canonicalJson(next.vrrp)) this.deps.vrrp?.update([...next.vrrp]);
+    if (!sameValue(current.state.vrrp, next.vrrp)) this.updateVrrp(next);
     this.deps.events.publish({
       type: 'apply',
       component: 'agent',
@@ -340,6 +344,24 @@ export class Agent {
     });
     this.lastReconcile = { trigger: 'change', time: saved.updatedAt!, result: 'ok', steps: plan.reduce((n, p) => n + p.steps.length, 0), durationMs: Date.now() - started };
     return { revision: saved.revision, changed, applied: true, dryRun: false, diff, plan };
+  }
+
+  /** VRRP applies in the background; its failures are logged and published by the manager. */
+  private updateVrrp(state: DesiredState): void {
+    if (!this.deps.vrrp) return;
+    try {
+      void this.deps.vrrp.update([...state.vrrp]);
+    } catch (e) {
+      this.log.error({ err: errorFields(e) }, 'vrrp instances not applied');
+    }
+  }
+
+  /** Tells VRRP which services hold their health quorum (for tracked services). */
+  private reportHealthToVrrp(): void {
+    const vrrp = this.deps.vrrp, health = this.deps.health;
+    if (!vrrp?.setServiceHealth || !health) return;
+    const status = health.status() as Array<{ service: string; quorum: { held: boolean } | null; backends: Array<{ state: string }> }>;
+    for (const s of status) vrrp.setServiceHealth(s.service, s.quorum ? s.quorum.held : s.backends.some((b) => b.state === 'up'));
   }
 
   /** Brings dataplanes that already took the new state back to `state`; failures are logged. */

@@ -1,6 +1,6 @@
 import type { DesiredState, Service } from '../model/index.js';
 import { formatEndpoint, serviceKey } from '../model/index.js';
-import { canonicalJson } from './store.js';
+import { canonicalJson, sameValue } from './store.js';
 
 /**
  * A readable, dataplane-independent diff of two desired states: what `fulcrum apply --dry-run`
@@ -36,11 +36,11 @@ export function diffServices(before: Service | undefined, after: Service | undef
     ];
   }
   if (before && !after) return [{ op: '-', subject, text: `service ${subject} ${serviceKey(before)} on ${before.dataplane} with ${before.backends.length} backend(s)` }];
-  if (!before || !after) return [];
+  if (!before || !after || sameValue(before, after)) return [];
   const lines: DiffLine[] = [];
   for (const f of SERVICE_FIELDS) {
     const a = before[f], b = after[f];
-    if (canonicalJson(a) !== canonicalJson(b)) lines.push({ op: '~', subject, text: `service ${subject} ${f}: ${show(a)} -> ${show(b)}` });
+    if (!sameValue(a, b)) lines.push({ op: '~', subject, text: `service ${subject} ${f}: ${show(a)} -> ${show(b)}` });
   }
   const key = (b: Service['backends'][number]) => formatEndpoint(b.address, b.port);
   const old = new Map(before.backends.map((b) => [key(b), b]));
@@ -48,7 +48,7 @@ export function diffServices(before: Service | undefined, after: Service | undef
   for (const [k, b] of now) {
     const o = old.get(k);
     if (!o) lines.push({ op: '+', subject, text: `  backend ${backendText(b)} to ${subject}` });
-    else if (canonicalJson(o) !== canonicalJson(b)) lines.push({ op: '~', subject, text: `  backend ${k} of ${subject}: ${backendText(o)} -> ${backendText(b)}` });
+    else if (!sameValue(o, b)) lines.push({ op: '~', subject, text: `  backend ${k} of ${subject}: ${backendText(o)} -> ${backendText(b)}` });
   }
   for (const [k, b] of old) if (!now.has(k)) lines.push({ op: '-', subject, text: `  backend ${backendText(b)} from ${subject}` });
   return lines;
@@ -60,9 +60,9 @@ export function diffStates(before: DesiredState, after: DesiredState): DiffLine[
   const now = new Map(after.services.map((s) => [s.name, s]));
   for (const s of before.services) if (!now.has(s.name)) lines.push(...diffServices(s, undefined));
   for (const s of after.services) lines.push(...diffServices(old.get(s.name), s));
-  if (canonicalJson(before.xdp) !== canonicalJson(after.xdp))
+  if (!sameValue(before.xdp, after.xdp))
     lines.push({ op: '~', subject: 'xdp', text: `xdp settings: ${show(before.xdp)} -> ${show(after.xdp)}` });
-  if (canonicalJson(before.vrrp) !== canonicalJson(after.vrrp))
+  if (!sameValue(before.vrrp, after.vrrp))
     lines.push({ op: '~', subject: 'vrrp', text: `vrrp instances: ${show(before.vrrp)} -> ${show(after.vrrp)}` });
   return lines;
 }
@@ -70,8 +70,8 @@ export function diffStates(before: DesiredState, after: DesiredState): DiffLine[
 /** Names of services added, removed or changed between two states. */
 export function changedServices(before: DesiredState, after: DesiredState): Set<string> {
   const out = new Set<string>();
-  const old = new Map(before.services.map((s) => [s.name, canonicalJson(s)]));
-  for (const s of after.services) if (old.get(s.name) !== canonicalJson(s)) out.add(s.name);
+  const old = new Map(before.services.map((s) => [s.name, s]));
+  for (const s of after.services) if (!sameValue(old.get(s.name), s)) out.add(s.name);
   const now = new Set(after.services.map((s) => s.name));
   for (const name of old.keys()) if (!now.has(name)) out.add(name);
   return out;

@@ -30,6 +30,8 @@ export interface HealthPort {
 /** The VRRP manager (src/vrrp VrrpManager), as the agent drives it. */
 export interface VrrpPort {
   update(instances: VrrpInstance[]): unknown;
+  /** A tracked service crossed its health quorum (or lost its last healthy backend). */
+  setServiceHealth?(service: string, healthy: boolean): void;
   status(): unknown;
   close(): Promise<void> | void;
 }

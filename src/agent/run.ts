@@ -9,6 +9,7 @@ import { defaultAgentSettings, type AgentSettings } from '../model/agent.js';
 import { loadConfigFile, parseDesiredState, type DesiredState } from '../model/index.js';
 import { createXdpDataplane } from '../xdp/dataplane.js';
 import { HealthManager } from '../health/index.js';
+import { VrrpManager } from '../vrrp/index.js';
 import { buildApp } from '../api/app.js';
 import { localAdminToken, TokenSet } from '../api/auth.js';
 import { buildAgent } from './agent.js';
@@ -66,7 +67,8 @@ async function runLocked(settings: AgentSettings, seed: DesiredState | undefined
     seed,
     // Health checks run in the agent; their transitions make it reconcile (see HealthPort).
     health: options.cleanup ? undefined : new HealthManager({ logger, events, metrics, stateFile: join(settings.stateDir, 'health-state.json') }),
-    // VRRP: the VrrpManager (src/vrrp) is not built yet; VrrpPort in ./ports.ts is where it plugs in.
+    // VRRP instances of the desired state; a stop hands mastership over (priority 0), as keepalived does.
+    vrrp: options.cleanup ? undefined : new VrrpManager({ logger, events, metrics }),
   });
 
   if (options.cleanup) {
@@ -86,7 +88,12 @@ async function runLocked(settings: AgentSettings, seed: DesiredState | undefined
   const https = api.tls ? { cert: readPem(api.tls.cert, 'agent.api.tls.cert'), key: readPem(api.tls.key, 'agent.api.tls.key') } : undefined;
   if (api.insecure && !api.tls) logger.warn({ host: api.host }, 'the API serves plain HTTP on a non-loopback address (insecure: true)');
 
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.close().catch(() => undefined); // releases dataplane handles; kernel state stays
+    throw e;
+  }
   const app = await buildApp({ agent, events, metrics, tokens, settings: api, logger, https });
   try {
     await app.listen({ host: api.host, port: api.port });

@@ -8,7 +8,7 @@ export { BpfProgram, xdpContext, type ProgramInfo, type TestRunOptions, type Tes
 export { Btf, type SectionVar } from './btf.js';
 export { assertLayout, layoutMismatches, encodeStruct, decodeStruct, type StructLayout, type MemberLayout, type ExpectedLayout, type FieldValue } from './layout.js';
 export { attachXdp, detachXdp, queryXdp, type XdpMode, type XdpAttachOptions, type XdpState } from './xdp.js';
-export { openPinnedMap, openPinnedProgram, ensurePinDir, unpin } from './pin.js';
+export { openPinnedMap, openPinnedProgram, ensurePinDir, ensurePinPath, requireBpffs, unpin } from './pin.js';
 export { mountBpffs, isBpffs, ifIndex, withNetnsSync, pinThreadToCpu, possibleCpus } from './sys.js';
 export { routeLibbpfLog, recentLibbpfLog } from './log.js';
 export { MapType, ProgType, XdpAction, XdpFlags, BtfKind, isPerCpuMapType, mapTypeName, type UpdateMode } from './constants.js';

@@ -5,6 +5,7 @@ import { lib } from './ffi.js';
 import { possibleCpus } from './sys.js';
 
 const ENOENT = 2;
+const ENOSPC = 28;
 
 export interface MapInfo {
   /** BPF_MAP_TYPE_* number and its lower-case name (e.g. 'lru_hash'). */
@@ -190,16 +191,24 @@ export class BpfMap {
   lookupBatch(chunk = 256): BatchResult {
     const { keySize } = this.#info;
     const vsz = this.isPerCpu ? this.perCpuStride * possibleCpus() : this.#info.valueSize;
-    const keys = Buffer.alloc(keySize * chunk);
-    const values = Buffer.alloc(vsz * chunk);
+    let size = Math.max(1, chunk);
+    let keys = Buffer.alloc(keySize * size);
+    let values = Buffer.alloc(vsz * size);
     // The batch token is opaque to user space: its size is the key size for arrays and a u32 bucket for hashes.
     const token = Buffer.alloc(Math.max(keySize, 8));
     const out: BatchResult = { keys: [], values: [] };
     let first = true;
-    for (let guard = 0; guard < this.#info.maxEntries + 2; guard++) {
-      const count = [chunk];
+    for (let guard = 0; guard < this.#info.maxEntries + 64; guard++) {
+      const count = [size];
       const ret = lib().bpf_map_lookup_batch(this.fd, first ? null : token, token, keys, values, count, batchOpts());
       const n = count[0] ?? 0;
+      if (ret === -ENOSPC && n === 0 && size < this.#info.maxEntries) {
+        // A hash bucket holds more entries than fit: retry the same position with more room.
+        size *= 2;
+        keys = Buffer.alloc(keySize * size);
+        values = Buffer.alloc(vsz * size);
+        continue;
+      }
       for (let i = 0; i < n; i++) {
         out.keys.push(Buffer.from(keys.subarray(i * keySize, (i + 1) * keySize)));
         out.values.push(Buffer.from(values.subarray(i * vsz, (i + 1) * vsz)));

@@ -5,6 +5,7 @@ import { addressOf, copyOut, lib, type Ptr } from './ffi.js';
 import { clearLibbpfLog, ensurePrintHook } from './log.js';
 import { BpfMap } from './map.js';
 import { BpfProgram } from './program.js';
+import { requireBpffs } from './pin.js';
 
 export interface OpenOptions {
   /** Overrides the object name (default: the file name without .o). */
@@ -31,6 +32,8 @@ export interface LoadOptions extends OpenOptions {
 
 function openOpts(o: OpenOptions, keep: Buffer[]): Buffer | null {
   if (!o.objectName && !o.pinRoot) return null;
+  // libbpf would fail at load with a bare EINVAL; say what is missing instead.
+  if (o.pinRoot) requireBpffs(o.pinRoot);
   // struct bpf_object_open_opts (libbpf 1.1): sz@0 object_name@8 relaxed_maps@16 pin_root_path@24 ... size 80
   const b = Buffer.alloc(80);
   b.writeBigUInt64LE(80n, 0);
@@ -56,10 +59,13 @@ export class BpfObject {
   readonly #maps = new Map<string, BpfMap>();
   readonly #progs = new Map<string, BpfProgram>();
   #btf: Btf | undefined;
+  /** Buffers whose addresses went into the open options: kept reachable for the object's life. */
+  readonly #keep: Buffer[];
 
-  private constructor(ptr: Ptr, source: string) {
+  private constructor(ptr: Ptr, source: string, keep: Buffer[]) {
     this.#ptr = ptr;
     this.#source = source;
+    this.#keep = keep;
   }
 
   /** Parses an object file (no kernel work). */
@@ -67,8 +73,9 @@ export class BpfObject {
     ensurePrintHook();
     clearLibbpfLog();
     const keep: Buffer[] = [];
-    const p = checkPtr(`bpf_object__open_file(${path})`, lib().bpf_object__open_file(path, openOpts(opts, keep)), { withLog: true });
-    return new BpfObject(p, path);
+    const o = openOpts(opts, keep);
+    const p = checkPtr(`bpf_object__open_file(${path})`, lib().bpf_object__open_file(path, o), { withLog: true });
+    return new BpfObject(p, path, keep);
   }
 
   /** Parses an object held in memory (libbpf copies it). */
@@ -76,8 +83,9 @@ export class BpfObject {
     ensurePrintHook();
     clearLibbpfLog();
     const keep: Buffer[] = [];
-    const p = checkPtr('bpf_object__open_mem', lib().bpf_object__open_mem(buf, buf.length, openOpts(opts, keep)), { withLog: true });
-    return new BpfObject(p, opts.objectName ?? 'object in memory');
+    const o = openOpts(opts, keep);
+    const p = checkPtr('bpf_object__open_mem', lib().bpf_object__open_mem(buf, buf.length, o), { withLog: true });
+    return new BpfObject(p, opts.objectName ?? 'object in memory', keep);
   }
 
   get #p(): Ptr {
@@ -240,6 +248,7 @@ export class BpfObject {
     this.#btf?.invalidate();
     lib().bpf_object__close(this.#ptr);
     this.#ptr = undefined;
+    this.#keep.length = 0;
   }
 }
 

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { failure } from './check.js';
 import { errno, lib } from './ffi.js';
 import { BpfMap } from './map.js';
@@ -39,6 +40,23 @@ export function openPinnedMap(path: string): BpfMap {
 /** Reopens a pinned program; the returned handle owns its fd (close() it). */
 export function openPinnedProgram(path: string): BpfProgram {
   return new BpfProgram(objGet(path, 'prog'), true, `pinned program ${path}`);
+}
+
+/**
+ * Throws FeatureMissingError('bpffs') unless `path` (or, when it does not exist yet, its nearest
+ * existing ancestor) is on a mounted bpf filesystem: pins can live nowhere else.
+ */
+export function requireBpffs(path: string): void {
+  let p = resolve(path);
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  if (!isBpffs(p)) throw new FeatureMissingError('bpffs', `${path} is not on a mounted bpf filesystem (${p} is not bpffs; mount -t bpf bpf /sys/fs/bpf)`);
+}
+
+/** Creates a pin directory (and its parents) at an absolute path inside a mounted bpffs. */
+export function ensurePinPath(path: string): string {
+  requireBpffs(path);
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  return path;
 }
 
 /**

@@ -1,8 +1,7 @@
-import { FulcrumError } from '../errors.js';
+import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { checkInt, failure } from './check.js';
 import { BPF_FS_MAGIC, CLONE_NEWNET } from './constants.js';
 import { errno, lib } from './ffi.js';
-import { FeatureMissingError } from '../errors.js';
 
 let ncpus: number | undefined;
 

@@ -2,6 +2,7 @@ import { KernelError } from '../errors.js';
 import { failure } from './check.js';
 import { XdpAttached, XdpFlags } from './constants.js';
 import { lib } from './ffi.js';
+import { clearLibbpfLog, ensurePrintHook, recentLibbpfLog } from './log.js';
 import type { BpfProgram } from './program.js';
 import { ifIndex } from './sys.js';
 
@@ -37,6 +38,7 @@ function attachOpts(oldFd: number): Buffer {
 }
 
 function resolve(dev: string | number): { ifindex: number; name: string } {
+  ensurePrintHook(); // the kernel's extack reaches us through libbpf's log
   return typeof dev === 'number' ? { ifindex: dev, name: `ifindex ${dev}` } : { ifindex: ifIndex(dev), name: dev };
 }
 
@@ -51,16 +53,30 @@ export function attachXdp(dev: string | number, prog: BpfProgram, opts: XdpAttac
     flags |= XdpFlags.REPLACE;
     o = attachOpts(existing.fd);
   }
+  clearLibbpfLog();
   const ret = lib().bpf_xdp_attach(ifindex, prog.fd, flags, o);
   if (ret < 0) {
     const e = -ret;
     const op = `bpf_xdp_attach(${name}, ${opts.mode})`;
-    if (e === EBUSY && existing === 'fail-if-attached') throw withMeaning(op, e, 'a program is already attached');
-    if (e === EEXIST && typeof existing === 'object') throw withMeaning(op, e, 'the attached program is not the one to replace');
-    throw failure(op, e, {
-      featureMissing: { errnos: [EOPNOTSUPP, ENOTSUPP], feature: `xdp-${opts.mode}`, message: `${name} does not support ${opts.mode} XDP` },
-    });
+    const kernelSays = extack();
+    if (e === EOPNOTSUPP || e === ENOTSUPP) {
+      throw failure(op, e, {
+        featureMissing: { errnos: [e], feature: `xdp-${opts.mode}`, message: `${name} does not support ${opts.mode} XDP${kernelSays ? ` (${kernelSays})` : ''}` },
+      });
+    }
+    let ours: string | undefined;
+    if (e === EBUSY && existing === 'fail-if-attached') ours = 'a program is already attached';
+    else if (e === EEXIST && typeof existing === 'object') ours = 'the attached program is not the one to replace';
+    const meaning = [ours, kernelSays && `kernel: ${kernelSays}`].filter(Boolean).join('; ');
+    throw meaning ? withMeaning(op, e, meaning) : failure(op, e);
   }
+}
+
+/** The kernel's netlink extended ack for the last call, as libbpf logged it (e.g. "Native and generic XDP can't be active at the same time"). */
+function extack(): string | undefined {
+  const prefix = 'libbpf: Kernel error message: ';
+  const line = recentLibbpfLog().reverse().find((l) => l.startsWith(prefix));
+  return line?.slice(prefix.length);
 }
 
 function withMeaning(op: string, e: number, meaning: string): KernelError {
@@ -79,9 +95,13 @@ export function detachXdp(dev: string | number, opts: { mode: XdpMode; expected?
     flags |= XdpFlags.REPLACE;
     o = attachOpts(opts.expected.fd);
   }
+  clearLibbpfLog();
   const ret = lib().bpf_xdp_detach(ifindex, flags, o);
   if (ret < 0) {
-    if (-ret === EEXIST && opts.expected) throw withMeaning(`bpf_xdp_detach(${name})`, -ret, 'the attached program is not the expected one');
+    const kernelSays = extack();
+    const ours = -ret === EEXIST && opts.expected ? 'the attached program is not the expected one' : undefined;
+    const meaning = [ours, kernelSays && `kernel: ${kernelSays}`].filter(Boolean).join('; ');
+    if (meaning) throw withMeaning(`bpf_xdp_detach(${name}, ${opts.mode})`, -ret, meaning);
     throw failure(`bpf_xdp_detach(${name}, ${opts.mode})`, -ret);
   }
 }

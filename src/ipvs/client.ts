@@ -12,10 +12,10 @@
  */
 import { RawNetlinkSocket } from 'netlink';
 import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
-import { IPVS_GENL_NAME, decode, encode, type IpvsWireMessage } from './codec.js';
+import { IPVS_GENL_NAME, decode, encode, type IpvsCmd, type IpvsWireMessage } from './codec.js';
 import { describeKey, ipvsKernelError, type IpvsOpContext } from './errors.js';
 import {
-  GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_REQUEST,
+  GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
   decodeFamilyId, encodeGetFamily, encodeNlmsg, parseNlmsgErr, parseNlmsgs, type NlMessage,
 } from './netlink-wire.js';
 import type {
@@ -25,11 +25,21 @@ import type {
 import { daemonFromWire, destFromWire, ipvsRequest, serviceFromWire, timeoutsFromWire } from './wire-convert.js';
 
 const NETLINK_GENERIC = 16;
+/** Receive-buffer bytes one request may need for its answers: an error echoing the request, or a reply and an ACK (skb truesize included). */
+const REPLY_BUDGET = 1536;
+/** Commands the kernel answers with an ACK only. */
+const NO_REPLY: ReadonlySet<IpvsCmd> = new Set<IpvsCmd>(['NEW_SERVICE', 'SET_SERVICE', 'DEL_SERVICE', 'NEW_DEST', 'SET_DEST', 'DEL_DEST', 'NEW_DAEMON', 'DEL_DAEMON', 'SET_CONFIG', 'ZERO', 'FLUSH']);
 const ESRCH = 3;
 
 export interface IpvsNetlinkOptions {
-  /** Most requests in flight (default 128; every ACK must fit the receive buffer, 208 KiB by default). */
+  /**
+   * Most requests in flight (default 256). Every error answer must fit the socket receive buffer
+   * (about 416 KiB with Linux defaults, about 1.3 KiB per error): more in flight risks ENOBUFS when
+   * most of them fail, which fails everything in flight with a clear error.
+   */
   window?: number;
+  /** Most messages per datagram (default 128). */
+  maxBatchMessages?: number;
   /** Largest datagram we send (default 64 KiB, under the default send buffer). */
   maxBatchBytes?: number;
   /** A request without an answer after this long fails with ETIMEDOUT (default 60 s). */
@@ -53,6 +63,8 @@ interface Pending {
   resolve: (r: NlMessage[]) => void;
   reject: (e: Error) => void;
   sentAt: number;
+  /** Sent without NLM_F_ACK (see Transport): success is inferred from a later message. */
+  ackless?: boolean;
 }
 
 /**
@@ -70,37 +82,65 @@ export async function openIpvsClient(options: IpvsNetlinkOptions = {}): Promise<
   }
 }
 
-/** Datagram transport with sequence matching, batching and a bounded window. */
-class Transport {
+interface Queued { seq: number; bytes: Buffer; dump: boolean; noReply: boolean; pending: Pending }
+
+/**
+ * Datagram transport: sequence matching, batching, a bounded window, one dump at a time.
+ *
+ * ACK elision: a request with no reply of its own (add/edit/delete...) is sent without NLM_F_ACK
+ * when another message follows it in the same datagram. The kernel runs a datagram's messages in
+ * order and always answers an error, so once anything for a later message of that datagram
+ * arrives, every earlier ACK-less one without an error has succeeded. One ACK per datagram instead
+ * of one per request: receiving datagrams is what costs most here.
+ */
+export class Transport {
   private readonly socket: RawNetlinkSocket;
   private readonly window: number;
   private readonly maxBatchBytes: number;
+  private readonly maxBatchMessages: number;
+  /** The window in effect (after the receive-buffer bound), for tools and benchmarks. */
+  get effectiveWindow(): number { return this.window; }
   private readonly timeoutMs: number;
   private seq = Math.floor(Math.random() * 0x7fffffff);
-  private readonly queue: Array<{ seq: number; bytes: Buffer; pending: Pending }> = [];
+  private queue: Queued[] = [];
+  private queueHead = 0;
   private readonly inflight = new Map<number, Pending>();
+  /** For each in-flight datagram, its sequence numbers in order (keyed by each of them). */
+  private readonly datagramOf = new Map<number, number[]>();
+  /** Sequence number of the dump in flight: the kernel runs one dump per socket (else EBUSY). */
+  private dumpSeq: number | undefined;
   private pumpScheduled = false;
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(options: IpvsNetlinkOptions) {
-    this.window = Math.max(1, options.window ?? 128);
+    this.window = Math.max(1, options.window ?? 256);
     this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
+    this.maxBatchMessages = Math.max(1, Math.min(this.window, options.maxBatchMessages ?? 128));
     this.timeoutMs = options.timeoutMs ?? 60_000;
-    // Buffer sizes are capped by net.core.{r,w}mem_max; the window keeps within the default.
+    // Buffer sizes are capped by net.core.{r,w}mem_max (the kernel doubles what it grants).
     this.socket = new RawNetlinkSocket(NETLINK_GENERIC, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
-    this.socket.on('message', (buf: Buffer) => this.onDatagram(buf));
-    this.socket.on('error', (err: Error & { errno?: number }) => this.failAll(new KernelError('netlink socket', Math.abs(err.errno ?? 5), err.message, { cause: err })));
+    // Never more in flight than the receive buffer can answer: netlink 0.3.0 aborts the process
+    // (an exception thrown in its native receive callback) when the kernel reports ENOBUFS.
+    this.window = Math.max(1, Math.min(this.window, Math.floor((this.socket.getRecvBufferSize() * 0.75) / REPLY_BUDGET)));
+    this.maxBatchMessages = Math.min(this.maxBatchMessages, this.window);
+    // These run inside the addon's native callbacks: an exception escaping them aborts the process.
+    this.socket.on('message', (buf: Buffer) => guard(() => this.onDatagram(buf), (e) => this.failAll(e)));
+    this.socket.on('error', (err: Error & { errno?: number }) => guard(() => this.failAll(new KernelError('netlink socket', Math.abs(err.errno ?? 5), err.message, { cause: err })), () => undefined));
     this.socket.unref();
   }
 
-  /** Sends one request; resolves with the reply messages (none for a plain ACK). */
-  request(type: number, flags: number, payloadOrMsg: Buffer, ctx: IpvsOpContext): Promise<NlMessage[]> {
+  /**
+   * Sends one netlink message (payload after the 16-byte header); resolves with its reply messages
+   * (none for a plain ACK). `noReply`: the request answers only with an ACK (eligible for elision).
+   */
+  request(type: number, flags: number, payload: Buffer, ctx: IpvsOpContext, noReply = false): Promise<NlMessage[]> {
     if (this.closed) return Promise.reject(new FulcrumError('INTERNAL', `${ctx.text}: the IPVS client is closed`));
     return new Promise<NlMessage[]>((resolve, reject) => {
       const seq = this.nextSeq();
-      const bytes = encodeNlmsg({ type, flags, seq, pid: 0, payload: payloadOrMsg });
-      this.queue.push({ seq, bytes, pending: { ctx, replies: [], resolve, reject, sentAt: 0 } });
+      const bytes = encodeNlmsg({ type, flags, seq, pid: 0, payload });
+      const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+      this.queue.push({ seq, bytes, dump, noReply: noReply && !dump, pending: { ctx, replies: [], resolve, reject, sentAt: 0 } });
       this.schedulePump();
     });
   }
@@ -122,8 +162,9 @@ class Transport {
 
   close(): void {
     if (this.closed) return;
-    this.closed = true;
     this.failAll(new FulcrumError('INTERNAL', 'the IPVS client was closed with requests in flight'));
+    this.closed = true;
+    if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
     this.socket.close();
   }
 
@@ -132,38 +173,62 @@ class Transport {
     return this.seq;
   }
 
+  private queued(): number {
+    return this.queue.length - this.queueHead;
+  }
+
   private schedulePump(): void {
-    if (this.pumpScheduled) return;
+    if (this.pumpScheduled || this.closed) return;
     this.pumpScheduled = true;
-    // setImmediate: every request issued in this tick (and every ACK read in this poll phase)
+    // setImmediate: every request issued in this tick (and every reply read in this poll phase)
     // is seen before we send, so they share datagrams.
-    setImmediate(() => { this.pumpScheduled = false; this.pump(); });
+    setImmediate(() => { this.pumpScheduled = false; guard(() => this.pump(), (e) => this.failAll(e)); });
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.inflight.size < this.window && !this.closed) {
-      const parts: Buffer[] = [];
-      const seqs: number[] = [];
+    if (this.closed) return;
+    // FIFO: a dump waits for the previous dump to finish and everything behind it waits too, so a
+    // reply always reflects every request issued before it.
+    while (this.queued() > 0 && this.inflight.size < this.window && !(this.queue[this.queueHead]!.dump && this.dumpSeq !== undefined)) {
+      const batch: Queued[] = [];
       let bytes = 0;
-      while (this.queue.length > 0 && this.inflight.size < this.window) {
-        const next = this.queue[0]!;
-        if (parts.length > 0 && bytes + next.bytes.length > this.maxBatchBytes) break;
-        this.queue.shift();
-        next.pending.sentAt = Date.now();
-        this.inflight.set(next.seq, next.pending);
-        parts.push(next.bytes);
-        seqs.push(next.seq);
+      while (this.queued() > 0 && this.inflight.size + batch.length < this.window && batch.length < this.maxBatchMessages) {
+        const next = this.queue[this.queueHead]!;
+        if (batch.length > 0 && bytes + next.bytes.length > this.maxBatchBytes) break;
+        if (next.dump && (this.dumpSeq !== undefined || batch.some((b) => b.dump))) break;
+        this.queueHead++;
+        batch.push(next);
         bytes += next.bytes.length;
       }
-      this.socket.send(parts.length === 1 ? parts[0]! : Buffer.concat(parts), { port: 0 }, (err?: Error & { errno?: number }) => {
+      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
+      }
+      const seqs = batch.map((b) => b.seq);
+      const now = Date.now();
+      batch.forEach((b, i) => {
+        if (b.noReply && i < batch.length - 1) b.bytes.writeUInt16LE(b.bytes.readUInt16LE(6) & ~NLM_F_ACK, 6);
+        if (b.dump) this.dumpSeq = b.seq;
+        b.pending.sentAt = now;
+        b.pending.ackless = b.noReply && i < batch.length - 1;
+        this.inflight.set(b.seq, b.pending);
+        this.datagramOf.set(b.seq, seqs);
+      });
+      const data = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((b) => b.bytes), bytes);
+      const failed = (err?: Error & { errno?: number }): void => {
         if (!err) return;
         const e = new KernelError('netlink send', Math.abs(err.errno ?? 5), err.message, { cause: err });
         for (const s of seqs) this.settle(s, e);
-      });
+      };
+      try {
+        this.socket.send(data, { port: 0 }, (err?: Error & { errno?: number }) => guard(() => failed(err), () => undefined));
+      } catch (e) {
+        failed(e as Error & { errno?: number });
+      }
     }
     if (this.inflight.size > 0) {
       this.socket.ref();
-      this.watchdog ??= setInterval(() => this.expire(), Math.min(1000, this.timeoutMs)).unref();
+      this.watchdog ??= setInterval(() => guard(() => this.expire(), (e) => this.failAll(e)), Math.min(1000, this.timeoutMs)).unref();
     } else {
       this.socket.unref();
       if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
@@ -171,6 +236,7 @@ class Transport {
   }
 
   private onDatagram(buf: Buffer): void {
+    if (this.closed) return;
     let msgs: NlMessage[];
     try {
       msgs = parseNlmsgs(buf);
@@ -181,9 +247,11 @@ class Transport {
     for (const m of msgs) {
       const p = this.inflight.get(m.seq);
       if (!p) continue; // late ACK of a finished dump, or not ours
+      this.completeEarlier(m.seq);
       if (m.type === NLMSG_ERROR) {
         const { errno } = parseNlmsgErr(m.payload);
-        this.settle(m.seq, errno === 0 ? undefined : ipvsKernelError(p.ctx, errno));
+        // An ACK-less request only hears back on error: that error is its answer.
+        if (!(p.ackless && errno === 0)) this.settle(m.seq, errno === 0 ? undefined : ipvsKernelError(p.ctx, errno));
       } else if (m.type === NLMSG_DONE) {
         // A dump's DONE may carry the dump's own error as a negative int.
         const err = m.payload.length >= 4 ? Math.abs(m.payload.readInt32LE(0)) : 0;
@@ -192,14 +260,27 @@ class Transport {
         p.replies.push(m);
       }
     }
-    if (this.queue.length > 0 && this.inflight.size <= this.window / 2) this.schedulePump();
+    if (this.queued() > 0) this.schedulePump();
     else if (this.inflight.size === 0) this.pump();
+  }
+
+  /** Anything heard for `seq` proves every earlier ACK-less request of its datagram succeeded. */
+  private completeEarlier(seq: number): void {
+    const seqs = this.datagramOf.get(seq);
+    if (!seqs) return;
+    for (const s of seqs) {
+      if (s === seq) break;
+      const p = this.inflight.get(s);
+      if (p?.ackless) this.settle(s, undefined);
+    }
   }
 
   private settle(seq: number, error: Error | undefined): void {
     const p = this.inflight.get(seq);
     if (!p) return;
     this.inflight.delete(seq);
+    this.datagramOf.delete(seq);
+    if (seq === this.dumpSeq) this.dumpSeq = undefined;
     if (error) p.reject(error); else p.resolve(p.replies);
   }
 
@@ -213,17 +294,32 @@ class Transport {
 
   private failAll(e: Error): void {
     for (const seq of [...this.inflight.keys()]) this.settle(seq, e);
-    for (const q of this.queue.splice(0)) q.pending.reject(e);
+    const rest = this.queue.slice(this.queueHead);
+    this.queue = [];
+    this.queueHead = 0;
+    for (const q of rest) q.pending.reject(e);
+  }
+}
+
+/** Runs f; an exception goes to onError instead of up into a native callback (which would abort). */
+function guard(f: () => void, onError: (e: Error) => void): void {
+  try {
+    f();
+  } catch (e) {
+    try { onError(e instanceof Error ? e : new Error(String(e))); } catch { /* nothing left to tell */ }
   }
 }
 
 export class NetlinkIpvsClient implements IpvsClient {
   constructor(private readonly transport: Transport, readonly familyId: number) {}
 
+  /** Requests in flight at most (bounded by the socket receive buffer). */
+  get window(): number { return this.transport.effectiveWindow; }
+
   private async send(msg: IpvsWireMessage, ctx: IpvsOpContext): Promise<IpvsWireMessage[]> {
     const bytes = encode(msg, { family: this.familyId, seq: 0 });
     const flags = bytes.readUInt16LE(6);
-    const replies = await this.transport.request(this.familyId, flags, bytes.subarray(16), ctx);
+    const replies = await this.transport.request(this.familyId, flags, bytes.subarray(16), ctx, NO_REPLY.has(msg.cmd));
     return replies.filter((m) => m.type === this.familyId).map((m) => decode(m));
   }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
 import { HealthSchema, refineHealthForService } from './health.js';
-import { VrrpInstanceSchema } from './vrrp.js';
+import { VrrpInstancesSchema } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
 
@@ -166,7 +166,7 @@ export const ServiceSchema = z
 const desiredStateShape = {
   services: z.array(ServiceSchema).default([]),
   xdp: XdpSettingsSchema.optional(),
-  vrrp: z.array(VrrpInstanceSchema).default([]),
+  vrrp: VrrpInstancesSchema.default([]),
 };
 
 function checkUniqueServices(state: { services: Service[] }, ctx: z.RefinementCtx): void {

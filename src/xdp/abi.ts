@@ -36,13 +36,20 @@ export const STRUCTS = {
       new_flows: { offset: 32, size: 8 },
     },
   },
+  fl_nexthop: {
+    size: 32,
+    fields: {
+      dmac: { offset: 0, size: 6 }, smac: { offset: 6, size: 6 }, ifindex: { offset: 12, size: 4 }, gen: { offset: 16, size: 4 },
+      pad: { offset: 20, size: 4 }, expires_ns: { offset: 24, size: 8 },
+    },
+  },
 } as const satisfies Record<string, StructLayout>;
 
 /** Enum constants of the header, by enum name. */
 export const ENUMS = {
   fl_limits: {
     FL_DEFAULT_MAX_VIPS: 256, FL_DEFAULT_MAX_BACKENDS: 16384, FL_DEFAULT_MAGLEV_SIZE: 65537, FL_DEFAULT_CONNTRACK_SIZE: 262144,
-    FL_MAGLEV_SLOTS: 2, FL_NO_BACKEND: 0xffffffff,
+    FL_MAGLEV_SLOTS: 2, FL_FILTER_WORDS: 1024, FL_FILTER_MULT: 0x9e3779b1, FL_NO_BACKEND: 0xffffffff,
   },
   fl_family: { FL_FAMILY_INET: 2, FL_FAMILY_INET6: 10 },
   fl_mode: { FL_MODE_NAT: 0, FL_MODE_DR: 1 },
@@ -59,11 +66,13 @@ export const MAPS = {
   conntrack: { key: 'fl_flow_key', value: 'fl_conn' },
   reverse_nat: { key: 'fl_flow_key', value: 'fl_rnat' },
   stats: { key: 'u32', value: 'fl_counters' },
+  filter: { key: 'u32', value: 'u64' },
+  nexthop: { key: 'u32', value: 'fl_nexthop' },
 } as const;
 export type MapName = keyof typeof MAPS;
 
 /** Load-time knobs (`const volatile` in the program's .rodata). */
-export const KNOBS = ['maglev_size', 'max_vips', 'max_backends', 'hash_seed'] as const;
+export const KNOBS = ['maglev_size', 'max_vips', 'max_backends', 'hash_seed', 'nexthop_ttl_ns'] as const;
 
 export const PROGRAM_NAME = 'fulcrum_xdp';
 
@@ -193,4 +202,26 @@ export function u32(n: number): Buffer {
 /** Index of entry `h` of a VIP's maglev table in `slot`, as the program computes it. */
 export function maglevIndex(vipId: number, slot: 0 | 1, h: number, tableSize: number): number {
   return (vipId * L.FL_MAGLEV_SLOTS + slot) * tableSize + h;
+}
+
+/**
+ * fl_endpoint_hash of bpf/fulcrum_xdp.h, bit for bit: the address words as the program loads them
+ * on this (little-endian) host, the port as its raw network-order u16. The packet fixtures prove
+ * the two agree (a VIP whose bit is missing would pass untouched).
+ */
+export function endpointHash(address: string, port: number, protocol: 'tcp' | 'udp'): number {
+  const a = addr16(address);
+  const portRaw = ((port & 0xff) << 8) | (port >>> 8);
+  const x = (a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12) ^ (portRaw << 8) ^ IPPROTO[protocol]) >>> 0;
+  return Math.imul(x, L.FL_FILTER_MULT) >>> 16;
+}
+
+/** The filter bitmap (FL_FILTER_WORDS u64 words) with the bits of `endpoints` set. */
+export function filterWords(endpoints: Iterable<{ address: string; port: number; protocol: 'tcp' | 'udp' }>): BigUint64Array {
+  const words = new BigUint64Array(L.FL_FILTER_WORDS);
+  for (const e of endpoints) {
+    const h = endpointHash(e.address, e.port, e.protocol);
+    words[h >>> 6] = words[h >>> 6]! | (1n << BigInt(h & 63));
+  }
+  return words;
 }

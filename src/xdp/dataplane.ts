@@ -6,8 +6,8 @@ import type { Service } from '../model/schema.js';
 import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { decodeBackend, decodeCounters, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, STRUCTS, type BackendValue } from './abi.js';
-import { desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type TableMember, type XdpStep } from './plan.js';
+import { decodeBackend, decodeCounters, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
+import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type TableMember, type XdpStep } from './plan.js';
 import { openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
 
@@ -52,6 +52,11 @@ export async function createXdpDataplane(options: XdpDataplaneOptions): Promise<
   return new XdpDataplane(kernel, settings, options.stateDir, logger);
 }
 
+/** The dataplane over an already opened kernel side (the agent uses createXdpDataplane). */
+export function xdpDataplaneOver(kernel: XdpKernel, settings: XdpSettings, stateDir: string, logger: Logger): Dataplane & { readonly kernel: XdpKernel } {
+  return new XdpDataplane(kernel, settings, stateDir, logger);
+}
+
 const zero = (): Counters => ({ packetsIn: 0n, packetsOut: 0n, bytesIn: 0n, bytesOut: 0n, connections: 0n });
 
 class XdpDataplane implements Dataplane {
@@ -59,6 +64,12 @@ class XdpDataplane implements Dataplane {
   #queue: Promise<unknown> = Promise.resolve();
   #names: Record<string, string>;
   #closed = false;
+  /**
+   * The maps' content as of the last successful apply. The maps are ours alone, so after the first
+   * read-back (at start) the planner works from this; any failure drops it and the next reconcile
+   * reads the kernel again.
+   */
+  #observed: Observed | undefined;
 
   constructor(readonly kernel: XdpKernel, private readonly settings: XdpSettings, private readonly stateDir: string, private readonly logger: Logger) {
     this.#names = loadNames(join(stateDir, NAMES_FILE));
@@ -78,7 +89,7 @@ class XdpDataplane implements Dataplane {
   #reconcile(desired: readonly Service[], dryRun: boolean): ReconcileResult {
     if (this.#closed) throw new FulcrumError('INTERNAL', 'the xdp dataplane is closed');
     const vips = desired.filter((s) => s.dataplane === 'xdp').map(desiredVip);
-    const observed = readObserved(this.kernel);
+    const observed = (this.#observed ??= readObserved(this.kernel));
     let steps: XdpStep[];
     try {
       steps = plan(vips, observed, this.kernel.limits);
@@ -99,6 +110,7 @@ class XdpDataplane implements Dataplane {
         done++;
       }
     } catch (cause) {
+      this.#observed = undefined;
       const failed = steps[done];
       for (const u of undo.reverse()) {
         try { u(); } catch (e) { this.logger.error({ err: e }, 'xdp rollback step failed'); }
@@ -107,6 +119,7 @@ class XdpDataplane implements Dataplane {
         cause, details: { step: failed?.kind, service: failed?.service },
       });
     }
+    this.#observed = applyToObserved(observed, steps);
     this.#saveNames(vips);
     for (const p of planned) this.logger.info({ service: p.service, step: p.kind }, p.description);
     return { dataplane: 'xdp', steps: planned, applied: true };
@@ -121,15 +134,19 @@ class XdpDataplane implements Dataplane {
 
   async stats(): Promise<ServiceStats[]> {
     return this.#serial(() => {
-      const observed = readObserved(this.kernel);
+      const observed = (this.#observed ??= readObserved(this.kernel));
       const { maxVips } = this.kernel.limits;
       const out: ServiceStats[] = [];
+      const byVip = new Map<number, ServiceStats['backends']>();
+      observed.backends.forEach((b, slot) => {
+        if (!b.active) return;
+        const list = byVip.get(b.vipId) ?? [];
+        list.push({ address: b.address, port: b.port, counters: readCounters(this.kernel, maxVips + slot) });
+        byVip.set(b.vipId, list);
+      });
       for (const v of observed.vips) {
         const keyText = vipKeyString(v.key);
-        const backends: ServiceStats['backends'] = [];
-        observed.backends.forEach((b, slot) => {
-          if (b.active && b.vipId === v.meta.id) backends.push({ address: b.address, port: b.port, counters: readCounters(this.kernel, maxVips + slot) });
-        });
+        const backends = byVip.get(v.meta.id) ?? [];
         out.push({ service: this.#names[keyText] ?? keyText, dataplane: 'xdp', totals: readCounters(this.kernel, v.meta.id), backends });
       }
       return out;
@@ -175,14 +192,27 @@ function loadNames(path: string): Record<string, string> {
 /** What the pinned maps hold now. */
 export function readObserved(k: XdpKernel): Observed {
   const vips = k.maps.vips.lookupBatch(1024);
-  const backends: BackendValue[] = Array.from({ length: k.limits.maxBackends }, () => decodeBackend(Buffer.alloc(STRUCTS.fl_backend.size)));
+  const empty = decodeBackend(Buffer.alloc(STRUCTS.fl_backend.size));
+  const backends: BackendValue[] = new Array<BackendValue>(k.limits.maxBackends).fill(empty);
   const all = k.maps.backends.lookupBatch(4096);
+  const flagsAt = STRUCTS.fl_backend.fields.flags.offset, genAt = STRUCTS.fl_backend.fields.gen.offset;
   all.keys.forEach((key, i) => {
-    backends[key.readUInt32LE(0)] = decodeBackend(all.values[i]!);
+    const v = all.values[i]!;
+    // Inactive slots matter only for their generation: skip decoding the rest.
+    const active = (v[flagsAt]! & ENUMS.fl_backend_flag.FL_BACKEND_ACTIVE) !== 0;
+    const gen = v.readUInt32LE(genAt);
+    if (active) backends[key.readUInt32LE(0)] = decodeBackend(v);
+    else if (gen !== 0) backends[key.readUInt32LE(0)] = { ...empty, gen };
+  });
+  const filter = new BigUint64Array(L.FL_FILTER_WORDS);
+  const f = k.maps.filter.lookupBatch(1024);
+  f.keys.forEach((key, i) => {
+    filter[key.readUInt32LE(0)] = f.values[i]!.readBigUInt64LE(0);
   });
   return {
     vips: vips.keys.map((key, i) => ({ key: decodeVipKey(key), meta: decodeVipMeta(vips.values[i]!) })),
     backends,
+    filter,
   };
 }
 
@@ -206,21 +236,50 @@ function resetCounters(k: XdpKernel, index: number): void {
   k.maps.stats.updatePerCpu(u32(index), per.map(() => Buffer.alloc(STRUCTS.fl_counters.size)));
 }
 
-/** Writes the maglev table of `members` into (vip id, slot): one batch update over a contiguous range. */
-function writeTable(k: XdpKernel, vipId: number, slot: 0 | 1, members: readonly TableMember[]): void {
-  const size = k.limits.maglevTableSize;
-  const table = maglevTableForMembers(members, size);
-  const base = maglevIndex(vipId, slot, 0, size);
-  const keyBuf = Buffer.alloc(size * 4);
-  for (let i = 0; i < size; i++) keyBuf.writeUInt32LE(base + i, i * 4);
-  const valBuf = Buffer.from(table.buffer, table.byteOffset, table.byteLength);
-  const keys: Buffer[] = new Array(size);
-  const values: Buffer[] = new Array(size);
-  for (let i = 0; i < size; i++) {
-    keys[i] = keyBuf.subarray(i * 4, i * 4 + 4);
-    values[i] = valBuf.subarray(i * 4, i * 4 + 4);
+/**
+ * Writes a maglev table into (vip id, slot) with one batch update over a contiguous range. The
+ * binding takes one Buffer per key and value; creating 2 x 65537 of them per table costs more than
+ * the syscall, so key Buffers are pooled (rewritten per call) and value Buffers shared per slot.
+ */
+class TableWriter {
+  #keys: Buffer[] = [];
+  #values = new Map<number, Buffer>();
+  constructor(private readonly k: XdpKernel) {}
+
+  write(vipId: number, slot: 0 | 1, members: readonly TableMember[]): void {
+    const size = this.k.limits.maglevTableSize;
+    const table = maglevTableForMembers(members, size);
+    const base = maglevIndex(vipId, slot, 0, size);
+    while (this.#keys.length < size) this.#keys.push(Buffer.alloc(4));
+    const keys = this.#keys.length === size ? this.#keys : this.#keys.slice(0, size);
+    const values: Buffer[] = new Array<Buffer>(size);
+    for (let i = 0; i < size; i++) {
+      keys[i]!.writeUInt32LE(base + i, 0);
+      const v = table[i]!;
+      let b = this.#values.get(v);
+      if (!b) this.#values.set(v, (b = u32(v)));
+      values[i] = b;
+    }
+    this.k.maps.maglev.updateBatch(keys, values);
   }
-  k.maps.maglev.updateBatch(keys, values);
+}
+
+const writers = new WeakMap<XdpKernel, TableWriter>();
+function writeTable(k: XdpKernel, vipId: number, slot: 0 | 1, members: readonly TableMember[]): void {
+  let w = writers.get(k);
+  if (!w) writers.set(k, (w = new TableWriter(k)));
+  w.write(vipId, slot, members);
+}
+
+function writeFilter(k: XdpKernel, words: BigUint64Array): void {
+  const keys: Buffer[] = [], values: Buffer[] = [];
+  words.forEach((w, i) => {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(w, 0);
+    keys.push(u32(i));
+    values.push(v);
+  });
+  k.maps.filter.updateBatch(keys, values);
 }
 
 /** Applies one step; returns how to undo it. */
@@ -228,10 +287,11 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
   const m = k.maps;
   switch (step.kind) {
     case 'add-backend': {
-      const before = observed.backends[step.slot]!;
+      // Restore the slot's exact bytes on rollback (an inactive slot keeps its generation).
+      const before = m.backends.lookup(u32(step.slot)) ?? encodeBackend(observed.backends[step.slot]!);
       resetCounters(k, k.limits.maxVips + step.slot);
       m.backends.update(u32(step.slot), encodeBackend(step.value));
-      return () => m.backends.update(u32(step.slot), encodeBackend(before));
+      return () => m.backends.update(u32(step.slot), before);
     }
     case 'update-backend':
       m.backends.update(u32(step.slot), encodeBackend(step.value));
@@ -250,5 +310,8 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'remove-backend':
       m.backends.update(u32(step.slot), encodeBackend({ ...step.previous, active: false }));
       return () => m.backends.update(u32(step.slot), encodeBackend(step.previous));
+    case 'set-filter':
+      writeFilter(k, step.words);
+      return () => writeFilter(k, step.previous);
   }
 }

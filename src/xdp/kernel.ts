@@ -97,7 +97,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     }
     for (const [name, m] of Object.entries(maps)) {
       const spec = MAPS[name as MapName];
-      const want = (t: string) => (t === 'u32' ? 4 : STRUCTS[t as keyof typeof STRUCTS].size);
+      const want = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
       if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value))
         throw new FulcrumError('CONFLICT', `pinned map ${pinDir}/${name} has key/value ${m.info.keySize}/${m.info.valueSize} bytes, this build expects ${want(spec.key)}/${want(spec.value)}: run fulcrum agent --cleanup`);
     }
@@ -110,6 +110,8 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     };
     reopened = true;
   } else {
+    // Pins without the program pin are what a crash during a first load leaves: nothing uses them.
+    for (const name of [...Object.keys(MAPS), PROG_PIN]) unpin(join(pinDir, name));
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
     if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
     limits = limitsFromSettings(opts.settings);
@@ -122,6 +124,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
         conntrack: limits.conntrackSize,
         reverse_nat: limits.conntrackSize,
         stats: limits.maxVips + limits.maxBackends,
+        nexthop: limits.maxBackends,
       },
     });
     try {

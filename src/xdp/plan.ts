@@ -1,6 +1,6 @@
 import type { Service } from '../model/schema.js';
 import { formatEndpoint, type Family } from '../model/net.js';
-import type { BackendValue, VipKey, VipMeta } from './abi.js';
+import { filterWords, type BackendValue, type VipKey, type VipMeta } from './abi.js';
 
 /**
  * plan(desired, observed) -> XdpStep[]: pure. Observed is what the pinned maps hold (read back
@@ -21,6 +21,8 @@ export interface Observed {
   vips: ObservedVip[];
   /** Every backend slot, indexed by slot (inactive ones too: their generation is reused +1). */
   backends: BackendValue[];
+  /** The endpoint filter bitmap. */
+  filter: BigUint64Array;
 }
 
 export interface Limits { maxVips: number; maxBackends: number; maglevTableSize: number }
@@ -33,7 +35,8 @@ export type XdpStep =
   | { kind: 'update-backend'; service: string; slot: number; value: BackendValue; previous: BackendValue }
   | { kind: 'publish'; service: string; key: VipKey; meta: VipMeta; previous: VipMeta | undefined; members: TableMember[]; reason: string }
   | { kind: 'remove-backend'; service: string; slot: number; previous: BackendValue }
-  | { kind: 'remove-vip'; service: string; key: VipKey; previous: VipMeta };
+  | { kind: 'remove-vip'; service: string; key: VipKey; previous: VipMeta }
+  | { kind: 'set-filter'; service: string; words: BigUint64Array; previous: BigUint64Array; bits: number };
 
 export type XdpStepKind = XdpStep['kind'];
 
@@ -171,7 +174,33 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     if (!b.active || referenced.has(slot)) return;
     removes.push({ kind: 'remove-backend', service: nameOfId.get(b.vipId) ?? `vip#${b.vipId}`, slot, previous: b });
   });
-  return [...adds, ...publishes, ...vipRemovals, ...removes];
+
+  // The endpoint filter must let a VIP (and its nat backends' replies) through before it is
+  // published, and may drop stale bits only after everything else: superset first, exact last.
+  const endpoints = desired.flatMap((d) => [
+    { address: d.key.address, port: d.key.port, protocol: d.key.protocol },
+    ...(d.mode === 'nat' ? d.backends.map((b) => ({ address: b.address, port: b.port, protocol: d.key.protocol })) : []),
+  ]);
+  const exact = filterWords(endpoints);
+  const superset = exact.map((w, i) => w | (observed.filter[i] ?? 0n));
+  const filterFirst: XdpStep[] = [], filterLast: XdpStep[] = [];
+  if (!sameWords(superset, observed.filter))
+    filterFirst.push({ kind: 'set-filter', service: '*', words: superset, previous: observed.filter, bits: popcount(superset) });
+  if (!sameWords(exact, superset))
+    filterLast.push({ kind: 'set-filter', service: '*', words: exact, previous: superset, bits: popcount(exact) });
+  return [...filterFirst, ...adds, ...publishes, ...vipRemovals, ...removes, ...filterLast];
+}
+
+function sameWords(a: BigUint64Array, b: BigUint64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function popcount(words: BigUint64Array): number {
+  let n = 0;
+  for (let w of words) while (w) { w &= w - 1n; n++; }
+  return n;
 }
 
 export function describeStep(s: XdpStep): string {
@@ -188,5 +217,36 @@ export function describeStep(s: XdpStep): string {
       return `- backend ${formatEndpoint(s.previous.address, s.previous.port)} slot ${s.slot} of ${s.service}`;
     case 'remove-vip':
       return `- ${s.service} id ${s.previous.id}`;
+    case 'set-filter':
+      return `~ endpoint filter: ${s.bits} bits set`;
   }
+}
+
+/** What the maps hold after `steps` were applied to `observed` (the executor's effect, purely). */
+export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): Observed {
+  const next: Observed = { vips: observed.vips.slice(), backends: observed.backends.slice(), filter: observed.filter };
+  for (const s of steps) {
+    switch (s.kind) {
+      case 'add-backend':
+      case 'update-backend':
+        next.backends[s.slot] = s.value;
+        break;
+      case 'remove-backend':
+        next.backends[s.slot] = { ...s.previous, active: false };
+        break;
+      case 'publish': {
+        const i = next.vips.findIndex((v) => v.meta.id === s.meta.id);
+        if (i >= 0) next.vips[i] = { key: s.key, meta: s.meta };
+        else next.vips.push({ key: s.key, meta: s.meta });
+        break;
+      }
+      case 'remove-vip':
+        next.vips = next.vips.filter((v) => v.meta.id !== s.previous.id);
+        break;
+      case 'set-filter':
+        next.filter = s.words;
+        break;
+    }
+  }
+  return next;
 }

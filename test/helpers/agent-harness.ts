@@ -8,7 +8,7 @@ import { FileStateStore, type StateStore } from '../../src/agent/store.js';
 import { buildApp } from '../../src/api/app.js';
 import { TokenSet } from '../../src/api/auth.js';
 import { EventBus } from '../../src/events.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { createMetricsRegistry } from '../../src/metrics.js';
 import { AgentSettingsSchema, type AgentSettings } from '../../src/model/agent.js';
 import type { DesiredState } from '../../src/model/index.js';
@@ -49,7 +49,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(opts: { settings?: Record<string, unknown>; seed?: DesiredState; withXdp?: boolean; dir?: string; store?: StateStore } = {}): Promise<Harness> {
+export async function harness(opts: { settings?: Record<string, unknown>; seed?: DesiredState; withXdp?: boolean; dir?: string; store?: StateStore; https?: { cert: Buffer; key: Buffer }; logger?: Logger } = {}): Promise<Harness> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'fulcrum-agent-'));
   const settings: AgentSettings = AgentSettingsSchema.parse({ stateDir: dir, ...opts.settings });
   const ipvs = new FakeDataplane('ipvs');
@@ -57,7 +57,7 @@ export async function harness(opts: { settings?: Record<string, unknown>; seed?:
   const events = new EventBus();
   const metrics = createMetricsRegistry({ defaultMetrics: false });
   const clock = new ManualClock();
-  const logger = silentLogger();
+  const logger = opts.logger ?? silentLogger();
   const store = opts.store ?? new FileStateStore(dir);
   const agent = buildAgent({ settings, factories: fakeFactories({ ipvs, ...(xdp ? { xdp } : {}) }), store, clock, logger, metrics, events, seed: opts.seed });
   await agent.start();
@@ -65,7 +65,7 @@ export async function harness(opts: { settings?: Record<string, unknown>; seed?:
     { name: 'ops', role: 'admin', token: ADMIN },
     { name: 'viewer', role: 'read', token: READER },
   ]);
-  const app = await buildApp({ agent, events, metrics, tokens, settings: settings.api, logger });
+  const app = await buildApp({ agent, events, metrics, tokens, settings: settings.api, logger, https: opts.https });
   await app.ready();
   return {
     agent, app, ipvs, xdp, events, clock, dir, store,

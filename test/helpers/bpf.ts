@@ -13,6 +13,7 @@ export function objectPath(name: string): string {
 
 /** Why kernel BPF tests cannot run here (root, the objects, bpftool), or undefined. */
 export function bpfSkipReason(...objects: string[]): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (loading BPF programs, bpffs, netns)';
   const ns = netnsSkipReason();
   if (ns) return ns;
   for (const o of objects) if (!existsSync(objectPath(o))) return `${objectPath(o)} is missing (run scripts/build-bpf.sh)`;

@@ -3,7 +3,7 @@ import { FeatureMissingError } from '../../src/errors.js';
 import type { Service } from '../../src/model/index.js';
 import { formatEndpoint } from '../../src/model/index.js';
 import type { DataplaneFactories } from '../../src/agent/ports.js';
-import { canonicalJson } from '../../src/agent/store.js';
+import { sameValue } from '../../src/agent/store.js';
 
 /**
  * An in-memory dataplane for unit tests: its "kernel" is a map of services; reconcile plans the
@@ -35,14 +35,14 @@ export class FakeDataplane implements Dataplane {
       }
       const { backends: hb, ...hrest } = have;
       const { backends: wb, ...wrest } = s;
-      if (canonicalJson(hrest) !== canonicalJson(wrest)) steps.push({ kind: 'edit-service', service: s.name, description: `~ service ${s.name}` });
+      if (!sameValue(hrest, wrest)) steps.push({ kind: 'edit-service', service: s.name, description: `~ service ${s.name}` });
       const key = (b: Service['backends'][number]) => formatEndpoint(b.address, b.port);
       const old = new Map(hb.map((b) => [key(b), b]));
       const now = new Map(wb.map((b) => [key(b), b]));
       for (const [k, b] of now) {
         const o = old.get(k);
         if (!o) steps.push({ kind: 'add-destination', service: s.name, description: `+ backend ${k} weight ${b.weight} to ${s.name}` });
-        else if (canonicalJson(o) !== canonicalJson(b)) steps.push({ kind: 'edit-destination', service: s.name, description: `~ backend ${k} weight ${o.weight} -> ${b.weight} in ${s.name}` });
+        else if (!sameValue(o, b)) steps.push({ kind: 'edit-destination', service: s.name, description: `~ backend ${k} weight ${o.weight} -> ${b.weight} in ${s.name}` });
       }
       for (const k of old.keys()) if (!now.has(k)) steps.push({ kind: 'delete-destination', service: s.name, description: `- backend ${k} from ${s.name}` });
     }
@@ -61,7 +61,7 @@ export class FakeDataplane implements Dataplane {
         throw err;
       }
     }
-    this.kernel = new Map(desired.map((s) => [s.name, JSON.parse(JSON.stringify(s)) as Service]));
+    this.kernel = new Map(desired.map((s) => [s.name, s]));
     return { dataplane: this.name, steps, applied: true };
   }
 

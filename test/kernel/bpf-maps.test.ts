@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { BpfObject, loadObject, MapType, pinThreadToCpu, possibleCpus, routeLibbpfLog, XdpAction, type BpfObject as Obj } from '../../src/bpf/index.js';
+import { BpfObject, loadObject, MapType, pinThreadToCpu, possibleCpus, routeLibbpfLog, XdpAction, xdpContext, type BpfObject as Obj } from '../../src/bpf/index.js';
 import { FulcrumError, KernelError } from '../../src/errors.js';
 import { bpfSkipReason, bpftool, objectPath, u32, u64 } from '../helpers/bpf.js';
 
@@ -38,6 +39,17 @@ test('open lists programs and maps; declared map info before load, kernel info a
     const p = (await bpftool(['prog', 'show', 'id', String(prog.id)])) as { type: string; name: string; tag: string };
     assert.deepEqual([p.type, p.name, p.tag], ['xdp', 'xdp_pass', prog.tag]);
     assert.throws(() => obj.program('nope'), (e: unknown) => e instanceof FulcrumError && e.code === 'NOT_FOUND' && /no program nope/.test(e.message));
+  } finally {
+    obj.close();
+  }
+});
+
+test('an object opened from memory under another name loads the same', { skip }, () => {
+  const obj = BpfObject.openBuffer(readFileSync(OBJ), { objectName: 'fl_mem' });
+  try {
+    assert.equal(obj.name, 'fl_mem');
+    obj.load();
+    assert.equal(obj.program('xdp_drop').testRun({ data: Buffer.alloc(64) }).retval, XdpAction.DROP);
   } finally {
     obj.close();
   }
@@ -142,11 +154,15 @@ test('batch ops: update, lookup in chunks, delete; per-CPU batch values', { skip
     assert.equal(m.updateBatch(keys, values), 500);
     const got = m.lookupBatch(64);
     assert.equal(got.keys.length, 500);
+    assert.equal(m.lookupBatch(1).keys.length, 500, 'a chunk smaller than a hash bucket grows instead of failing (ENOSPC)');
     const map = new Map(got.keys.map((k, i) => [k.readUInt32LE(0), got.values[i]!]));
     for (const [i, k] of keys.entries()) assert.deepEqual(map.get(k.readUInt32LE(0)), values[i]);
     assert.equal(m.deleteBatch(keys.slice(0, 250)), 250);
     assert.equal(m.keys().length, 250);
     assert.throws(() => m.deleteBatch([u32(1)]), (e: unknown) => e instanceof KernelError && e.errno === 2);
+
+    const arr = obj.map('arr').lookupBatch(5);
+    assert.equal(arr.keys.length, 16, 'array maps batch over every index');
 
     const ph = obj.map('pcpu_hash');
     const n = possibleCpus();
@@ -199,6 +215,11 @@ test('test run: output packet, verdicts, tail calls through a prog array', { ski
     jump.setTailCall(0, null);
     assert.equal(dispatch.testRun({ data: Buffer.alloc(64) }).retval, XdpAction.ABORTED);
     assert.throws(() => obj.map('arr').setTailCall(0, dispatch), /not a prog_array/);
+    // An XDP context in and out (ingress_ifindex 1 = lo exists in every namespace).
+    const withCtx = obj.program('xdp_pass').testRun({ data: Buffer.alloc(64), ctx: xdpContext(64, { ingressIfindex: 1 }), ctxOutSize: 24 });
+    assert.equal(withCtx.retval, XdpAction.PASS);
+    assert.equal(withCtx.ctx?.readUInt32LE(4), 64, 'data_end');
+    assert.equal(withCtx.ctx?.readUInt32LE(12), 1, 'ingress_ifindex');
   } finally {
     obj.close();
   }

@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { ensurePinDir, isBpffs, loadObject, mountBpffs, openPinnedMap, openPinnedProgram, unpin, XdpAction } from '../../src/bpf/index.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensurePinDir, ensurePinPath, isBpffs, loadObject, mountBpffs, openPinnedMap, openPinnedProgram, unpin, XdpAction } from '../../src/bpf/index.js';
 import { FeatureMissingError, KernelError } from '../../src/errors.js';
-import { uniqueName } from '../helpers/netns.js';
+import { run, uniqueName } from '../helpers/netns.js';
 import { bpfSkipReason, bpftool, objectPath, u32, u64 } from '../helpers/bpf.js';
 
 const skip = bpfSkipReason('test_pin');
@@ -14,6 +16,33 @@ test('bpffs: mount is explicit and idempotent; a non-bpffs pin root is a Feature
   assert.equal(isBpffs('/sys/fs/bpf'), true);
   assert.equal(isBpffs('/tmp'), false);
   assert.throws(() => ensurePinDir('/tmp', 'x'), (e: unknown) => e instanceof FeatureMissingError && e.feature === 'bpffs');
+  assert.throws(() => ensurePinPath('/tmp/fl-not-bpffs/a/b'), (e: unknown) => e instanceof FeatureMissingError && e.feature === 'bpffs');
+  assert.throws(() => loadObject(OBJ, { pinRoot: '/tmp/fl-not-bpffs' }), (e: unknown) => e instanceof FeatureMissingError && /not on a mounted bpf filesystem/.test(e.message));
+  const nested = `/sys/fs/bpf/${uniqueName('fltestlb')}/a/b`;
+  try {
+    assert.equal(ensurePinPath(nested), nested);
+    assert.ok(existsSync(nested));
+  } finally {
+    unpin(nested.replace(/\/a\/b$/, ''));
+  }
+});
+
+test('mountBpffs mounts a bpf filesystem where there is none (then unmounted)', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fl-bpffs-'));
+  try {
+    assert.equal(isBpffs(dir), false);
+    assert.deepEqual(mountBpffs(dir), { mounted: true });
+    try {
+      assert.equal(isBpffs(dir), true);
+      assert.deepEqual(mountBpffs(dir), { mounted: false });
+      const m = (await run('findmnt', ['-n', '-o', 'FSTYPE', dir])).stdout.trim();
+      assert.equal(m, 'bpf', 'findmnt sees a bpf mount');
+    } finally {
+      await run('umount', [dir]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('LIBBPF_PIN_BY_NAME: a reload reuses the pinned map and its contents', { skip }, async () => {

@@ -82,6 +82,11 @@ test('generic (skb) XDP: attach, traffic sees it, detach', { skip }, async () =>
     assert.deepEqual(await ipLinkXdp(b, 'eth0'), { mode: 2, id: drop.id });
     assert.equal(withNetnsSync(b.name, () => queryXdp('eth0')).genericProgId, drop.id);
     assert.notEqual((await ping(a, '10.9.0.2')).code, 0);
+    assert.throws(
+      () => withNetnsSync(b.name, () => attachXdp('eth0', drop, { mode: 'native' })),
+      (e: unknown) => e instanceof KernelError && e.errno === 17 && /Native and generic XDP can't be active at the same time/.test(e.message),
+      "the kernel's extack reaches the error",
+    );
     withNetnsSync(b.name, () => detachXdp('eth0', { mode: 'generic' }));
     assert.equal((await ping(a, '10.9.0.2')).code, 0);
     assert.deepEqual(await xdpOf(b, 'eth0'), []);

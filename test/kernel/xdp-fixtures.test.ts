@@ -163,6 +163,18 @@ for (const c of cases) {
   });
 }
 
+test('fixture: an IPv6 fragment (extension header 44) to the VIP passes untouched', { skip }, () => {
+  const pkt = buildPacket({ ...client6, dst: '2001:db8::1', protocol: 'udp', sport: 40013, dport: 53 });
+  // Insert a fragment header (RFC 8200 4.5: next header UDP, offset 0, M=1) after the IPv6 header.
+  const frag = Buffer.from([17, 0, 0x00, 0x01, 0x12, 0x34, 0x56, 0x78]);
+  const v6 = Buffer.concat([pkt.subarray(0, 54), frag, pkt.subarray(54)]);
+  v6[14 + 6] = 44;
+  v6.writeUInt16BE(v6.readUInt16BE(14 + 4) + 8, 14 + 4);
+  const { verdict, out } = run(v6);
+  assert.equal(verdict, XdpAction.PASS);
+  assert.deepEqual(out, v6);
+});
+
 test('fixture: truncated headers pass untouched (every cut of a VIP packet)', { skip }, () => {
   for (const spec of [{ ...client4, dst: '10.0.0.1', protocol: 'tcp' as const, sport: 40020, dport: 80 }, { ...client6, dst: '2001:db8::1', protocol: 'udp' as const, sport: 40021, dport: 53 }]) {
     const full = buildPacket(spec);
@@ -217,4 +229,42 @@ test('fixture: per-VIP and per-backend counters count what went through', { skip
   assert.equal(nat4t.backends.length, 1);
   assert.equal(nat4t.backends[0]!.counters.packetsIn, nat4t.totals.packetsIn);
   assert.equal(by.get('dr6u')?.totals.packetsIn, 1n);
+});
+
+test('fixture: a flow whose backend was removed is re-balanced; a reused slot does not inherit old flows', { skip }, async () => {
+  const multi = (ports: number[]) => ({ name: 'multi', dataplane: 'xdp', address: '10.0.0.3', port: 80, backends: ports.map((port) => ({ address: '10.1.0.1', port })) });
+  const reconcile = (ports: number[]) => dp.reconcile(parseDesiredState({ services: [...services, multi(ports)] }).services);
+  const flow = (sport: number) => buildPacket({ ...client4, dst: '10.0.0.3', protocol: 'tcp', sport, dport: 80, tcpFlags: 0x10 });
+  const portOf = (sport: number) => {
+    const r = run(flow(sport));
+    assert.equal(r.verdict, XdpAction.TX);
+    return parsePacket(r.out).dport;
+  };
+  const newFlows = async () => (await dp.stats()).find((x) => x.service === 'multi')!.totals.connections;
+  const spread = (from: number) => {
+    const m = new Map<number, number>();
+    for (let sport = from; sport < from + 40; sport++) m.set(sport, portOf(sport));
+    return m;
+  };
+
+  const slotIn = (steps: Array<{ kind: string; description: string }>, kind: string) => {
+    const st = steps.find((x) => x.kind === kind);
+    assert.ok(st, kind);
+    return Number(/slot (\d+)/.exec(st.description)?.[1]);
+  };
+
+  await reconcile([8081, 8082]);
+  const first = spread(42000);
+  const on8081 = [...first].filter(([, p]) => p === 8081).map(([s]) => s);
+  const on8082 = [...first].filter(([, p]) => p === 8082).map(([s]) => s);
+  assert.ok(on8081.length > 0 && on8082.length > 0, 'both backends got flows');
+  // 8081 goes, then 8083 comes and takes its freed slot (with the next generation) before any of
+  // 8081's flows sends again: their conntrack entries still name that slot.
+  const removed = slotIn((await reconcile([8082])).steps, 'remove-backend');
+  const added = slotIn((await reconcile([8082, 8083])).steps, 'add-backend');
+  assert.equal(added, removed, 'the slot is reused');
+  const before = await newFlows();
+  for (const s of on8082) assert.equal(portOf(s), 8082, `flow ${s} keeps its backend`);
+  for (const s of on8081) assert.notEqual(portOf(s), 8081);
+  assert.equal(await newFlows() - before, BigInt(on8081.length), "exactly the removed backend's flows were re-picked (none followed the reused slot)");
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildAgent } from '../../src/agent/agent.js';
 import { diffStates } from '../../src/agent/diff.js';
-import { FileStateStore, stateDigest } from '../../src/agent/store.js';
+import { FileStateStore, sameValue, stateDigest } from '../../src/agent/store.js';
 import { EventBus } from '../../src/events.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetricsRegistry } from '../../src/metrics.js';
@@ -145,6 +145,15 @@ describe('agent: store, seeding, restart', () => {
     assert.deepEqual(again, state);
     assert.deepEqual(diffStates(state, again), []);
   });
+
+  test('sameValue: deep, key order ignored, undefined keys absent, arrays ordered', () => {
+    assert.equal(sameValue({ a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1 }), true);
+    assert.equal(sameValue({ a: 1, x: undefined }, { a: 1 }), true);
+    assert.equal(sameValue({ a: 1 }, { a: 1, b: null }), false);
+    assert.equal(sameValue([1, 2], [2, 1]), false);
+    assert.equal(sameValue({ a: [1] }, { a: { 0: 1 } }), false);
+    assert.equal(sameValue({ a: { b: 1 } }, { a: { b: 2 } }), false);
+  });
 });
 
 describe('agent: reconcile loop', () => {
@@ -223,5 +232,68 @@ describe('agent: reconcile loop', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('agent: health and VRRP wiring', () => {
+  test('a health change reconciles with health applied and tells VRRP which services hold quorum', async () => {
+    const { EventEmitter } = await import('node:events');
+    const dir = tmp();
+    const down = new Set<string>();
+    const health = Object.assign(new EventEmitter(), {
+      updates: 0,
+      update() { this.updates++; },
+      effectiveServices: (services: any[]) => services.map((s) => ({ ...s, backends: s.backends.map((b: any) => (down.has(b.address) ? { ...b, weight: 0 } : b)) })),
+      status: () => [{ service: 'web', quorum: null, backends: [{ state: down.size ? 'down' : 'up' }] }],
+      close() {},
+    });
+    const vrrpCalls: string[] = [];
+    const vrrp = { update: (i: unknown[]) => { vrrpCalls.push(`update ${i.length}`); return Promise.resolve(); }, setServiceHealth: (s: string, h: boolean) => vrrpCalls.push(`${s} ${h}`), status: () => [], close() {} };
+    try {
+      const ipvs = new FakeDataplane('ipvs');
+      const agent = buildAgent({
+        settings: AgentSettingsSchema.parse({ stateDir: dir }), factories: fakeFactories({ ipvs }), store: new FileStateStore(dir),
+        clock: new ManualClock(), logger: silentLogger(), metrics: createMetricsRegistry({ defaultMetrics: false }), events: new EventBus(), health, vrrp,
+      });
+      await agent.start();
+      assert.deepEqual(vrrpCalls, ['update 0']);
+      await agent.change(change([svc('web', '10.0.0.1')]), who);
+      assert.equal(health.updates, 2, 'health follows the desired state');
+      down.add('10.0.1.1');
+      health.emit('change');
+      await agent.reconcile('test'); // queued after the health reconcile
+      assert.equal(ipvs.kernel.get('web')!.backends[0]!.weight, 0, 'the down backend is at weight 0 in the kernel');
+      assert.equal(agent.service('web')!.backends[0]!.weight, 1, 'the desired state is unchanged');
+      assert.deepEqual(vrrpCalls, ['update 0', 'web false']);
+      await agent.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('agent: incremental validation', () => {
+  test('gives the same result and the same field-naming errors as a whole-state parse', async () => {
+    const { parseChangedState, rememberValid } = await import('../../src/agent/validate.js');
+    const base = rememberValid(parseDesiredState({ services: [svc('a', '10.0.0.1'), svc('b', '10.0.0.2'), { name: 'v6', address: '2001:db8::1', port: 443, backends: [{ address: '2001:db8::2' }] }] }));
+    // A mutation keeps unchanged services by identity and replaces one.
+    const mutated = { ...base, services: base.services.map((s) => (s.name === 'b' ? { ...s, backends: [{ ...s.backends[0]!, weight: 7 }] } : s)) };
+    const fast = parseChangedState(mutated);
+    assert.deepEqual(fast, parseDesiredState(JSON.parse(JSON.stringify(mutated))));
+    assert.equal(fast.services[0], base.services[0], 'unchanged services are kept, not re-parsed');
+    assert.ok(Object.isFrozen(fast.services[1]!.backends[0]));
+    // Errors: in a changed service, and across services (the state-level rules still apply).
+    const bad = (input: unknown) => {
+      let fastErr = '', fullErr = '';
+      try { parseChangedState(input); } catch (e) { fastErr = (e as Error).message; }
+      try { parseDesiredState(JSON.parse(JSON.stringify(input))); } catch (e) { fullErr = (e as Error).message; }
+      assert.ok(fastErr, 'the incremental parse refuses it');
+      assert.equal(fastErr, fullErr);
+      return fastErr;
+    };
+    assert.match(bad({ ...base, services: [...base.services, { ...svc('c', '10.0.0.3'), port: 0 }] }), /services\[3\]\.port: Too small/);
+    assert.match(bad({ ...base, services: [...base.services, svc('a', '10.0.0.9')] }), /services\[3\]\.name: duplicate service name a/);
+    assert.match(bad({ ...base, services: [...base.services, svc('d', '10.0.0.1')] }), /services\[3\]: tcp 10\.0\.0\.1:80 is already services\[0\]/);
+    assert.match(bad({ ...base, extra: 1 }), /Unrecognized key/);
   });
 });

@@ -214,6 +214,18 @@ describe('REST API rules (fake dataplanes, app.inject)', () => {
       assert.equal(bad.statusCode, 400);
       const get = await h.app.inject({ method: 'GET', url: '/v1/services/web', headers: reader });
       assert.equal(get.headers.etag, '"2"');
+      // The list is cached per revision and honours If-None-Match.
+      const l1 = await h.app.inject({ method: 'GET', url: '/v1/services', headers: reader });
+      assert.equal(l1.headers.etag, '"2"');
+      assert.equal(l1.json().services[0].backends[0].weight, 4);
+      assert.match(String(l1.headers['content-type']), /^application\/json/);
+      const nm = await h.app.inject({ method: 'GET', url: '/v1/services', headers: { ...reader, 'if-none-match': '"2"' } });
+      assert.equal(nm.statusCode, 304);
+      await h.app.inject({ method: 'PATCH', url: '/v1/services/web/backends/10.0.1.1:8080', headers: admin, payload: { weight: 6 } });
+      const l2 = await h.app.inject({ method: 'GET', url: '/v1/services', headers: { ...reader, 'if-none-match': '"2"' } });
+      assert.equal(l2.statusCode, 200);
+      assert.equal(l2.json().revision, 3);
+      assert.equal(l2.json().services[0].backends[0].weight, 6, 'a new revision is served, not the cache');
     } finally {
       await h.close();
     }
@@ -315,6 +327,29 @@ describe('REST API rules (fake dataplanes, app.inject)', () => {
       for (let i = 0; i < 6; i++) limited = await h.app.inject({ url: '/v1/services', headers: reader });
       assert.equal(limited!.statusCode, 429);
       assert.equal(limited!.json().code, 'RATE_LIMITED');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('every change writes one audit line: who, what, result', async () => {
+    const { pino } = await import('pino');
+    const { Writable } = await import('node:stream');
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write(c, _e, cb) { for (const l of c.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    const h = await harness({ logger: pino({ level: 'info' }, sink) });
+    try {
+      await h.app.inject({ method: 'PUT', url: '/v1/services/web', headers: admin, payload: web });
+      await h.app.inject({ method: 'PUT', url: '/v1/services/web', headers: admin, payload: web });
+      await h.app.inject({ method: 'DELETE', url: '/v1/services/web', headers: { ...admin, 'if-match': '"0"' } });
+      await h.app.inject({ method: 'PUT', url: '/v1/services/web?dryRun=true', headers: admin, payload: web });
+      await new Promise((r) => setImmediate(r));
+      const audit = lines.filter((l) => l.component === 'audit').map((l) => [l.who, l.what, l.result, l.code]);
+      assert.deepEqual(audit, [
+        ['ops', 'put service web', 'applied', undefined],
+        ['ops', 'put service web', 'unchanged', undefined],
+        ['ops', 'delete service web', 'failed', 'PRECONDITION_FAILED'],
+      ]);
     } finally {
       await h.close();
     }

@@ -80,3 +80,24 @@ describe('CLI against a running API (fake dataplane)', () => {
     assert.match(opt.error!.message, /-o: "xml" is not table or json/);
   });
 });
+
+describe('CLI over TLS', () => {
+  test('with --ca the CLI talks to an https API; without it the certificate is refused', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const dir = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
+    const h = await harness({ https: { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) } });
+    try {
+      await h.app.listen({ host: '127.0.0.1', port: 0 });
+      const port = (h.app.server.address() as { port: number }).port;
+      const env = { FULCRUM_SERVER: `https://127.0.0.1:${port}`, FULCRUM_TOKEN: ADMIN };
+      const ok = await cli(['status', '--ca', join(dir, 'cert.pem')], env);
+      assert.equal(ok.code, 0, String(ok.error));
+      assert.match(ok.out, /^revision: {2}0/);
+      const bad = await cli(['status'], env);
+      assert.match(bad.error!.message, /self-signed certificate/);
+    } finally {
+      await h.close();
+    }
+  });
+});

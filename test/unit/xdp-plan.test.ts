@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDesiredState } from '../../src/model/index.js';
 import { XdpSettingsSchema } from '../../src/model/xdp.js';
-import { desiredVip, plan, describeStep, tableFingerprint, PlanError, type Observed, type XdpStep } from '../../src/xdp/plan.js';
-import type { BackendValue } from '../../src/xdp/abi.js';
+import { applyToObserved, desiredVip, plan, describeStep, tableFingerprint, PlanError, type Observed, type XdpStep } from '../../src/xdp/plan.js';
+import { endpointHash, type BackendValue } from '../../src/xdp/abi.js';
 
 const limits = { maxVips: 4, maxBackends: 8, maglevTableSize: 251 };
 
@@ -13,37 +13,23 @@ function services(...svcs: unknown[]) {
 const web = (backends: unknown[], extra: Record<string, unknown> = {}) =>
   ({ name: 'web', dataplane: 'xdp', address: '10.0.0.1', port: 80, backends, ...extra });
 
-const empty = (): Observed => ({ vips: [], backends: Array.from({ length: limits.maxBackends }, () => inactive()) });
+const empty = (): Observed => ({ vips: [], backends: Array.from({ length: limits.maxBackends }, () => inactive()), filter: new BigUint64Array(1024) });
+/** Step kinds without the endpoint-filter steps (tested on their own below). */
+const kinds = (steps: XdpStep[]) => steps.filter((s) => s.kind !== 'set-filter').map((s) => s.kind);
 function inactive(gen = 0): BackendValue {
   return { address: '0.0.0.0', family: 'inet', port: 0, mac: undefined, active: false, weight: 0, vipId: 0, gen };
 }
 
-/** Applies steps to an observed state the way the executor does to the maps. */
-function apply(obs: Observed, steps: XdpStep[]): Observed {
-  const next: Observed = { vips: obs.vips.map((v) => ({ ...v })), backends: obs.backends.map((b) => ({ ...b })) };
-  for (const s of steps) {
-    switch (s.kind) {
-      case 'add-backend': case 'update-backend': next.backends[s.slot] = s.value; break;
-      case 'remove-backend': next.backends[s.slot] = { ...s.previous, active: false }; break;
-      case 'publish': {
-        const i = next.vips.findIndex((v) => v.meta.id === s.meta.id);
-        if (i >= 0) next.vips[i] = { key: s.key, meta: s.meta }; else next.vips.push({ key: s.key, meta: s.meta });
-        break;
-      }
-      case 'remove-vip': next.vips = next.vips.filter((v) => v.meta.id !== s.previous.id); break;
-    }
-  }
-  return next;
-}
+const apply = applyToObserved;
 
 test('a new VIP: backends first, then one publish into slot 0', () => {
   const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080, weight: 2 }])), empty(), limits);
-  assert.deepEqual(steps.map((s) => s.kind), ['add-backend', 'add-backend', 'publish']);
-  const pub = steps[2] as Extract<XdpStep, { kind: 'publish' }>;
+  assert.deepEqual(kinds(steps), ['add-backend', 'add-backend', 'publish']);
+  const pub = steps.filter((s) => s.kind !== 'set-filter')[2] as Extract<XdpStep, { kind: 'publish' }>;
   assert.equal(pub.meta.slot, 0);
   assert.equal(pub.meta.id, 0);
   assert.deepEqual(pub.members, [{ key: '10.1.0.1:8080', slot: 0, weight: 1 }, { key: '10.1.0.2:8080', slot: 1, weight: 2 }]);
-  assert.equal((steps[0] as Extract<XdpStep, { kind: 'add-backend' }>).value.gen, 1);
+  assert.equal((steps.find((s) => s.kind === 'add-backend') as Extract<XdpStep, { kind: 'add-backend' }>).value.gen, 1);
   assert.match(describeStep(pub), /\+ web \(tcp 10.0.0.1:80\) nat id 0 with 2 backends/);
 });
 
@@ -56,8 +42,8 @@ test('the same desired state again plans nothing', () => {
 test('adding a backend writes it, swaps the table to the spare slot, and removes nothing', () => {
   const obs = apply(empty(), plan(services(web([{ address: '10.1.0.1', port: 8080 }])), empty(), limits));
   const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.3', port: 8080 }])), obs, limits);
-  assert.deepEqual(steps.map((s) => s.kind), ['add-backend', 'publish']);
-  const pub = steps[1] as Extract<XdpStep, { kind: 'publish' }>;
+  assert.deepEqual(kinds(steps), ['add-backend', 'publish']);
+  const pub = steps.find((s) => s.kind === 'publish') as Extract<XdpStep, { kind: 'publish' }>;
   assert.equal(pub.meta.slot, 1);
   assert.equal(pub.previous?.slot, 0);
 });
@@ -67,7 +53,7 @@ test('removing a backend: table swap first, then the slot is deactivated; reusin
   const obs = apply(empty(), plan(two, empty(), limits));
   const one = services(web([{ address: '10.1.0.1', port: 8080 }]));
   const steps = plan(one, obs, limits);
-  assert.deepEqual(steps.map((s) => s.kind), ['publish', 'remove-backend']);
+  assert.deepEqual(kinds(steps), ['publish', 'remove-backend']);
   const obs2 = apply(obs, steps);
   const again = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.9', port: 8080 }])), obs2, limits);
   const add = again.find((s) => s.kind === 'add-backend') as Extract<XdpStep, { kind: 'add-backend' }>;
@@ -78,18 +64,18 @@ test('removing a backend: table swap first, then the slot is deactivated; reusin
 test('weight 0 keeps the slot (established flows finish) but takes it out of the table', () => {
   const obs = apply(empty(), plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080 }])), empty(), limits));
   const steps = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080, weight: 0 }])), obs, limits);
-  assert.deepEqual(steps.map((s) => s.kind), ['update-backend', 'publish']);
-  assert.deepEqual((steps[1] as Extract<XdpStep, { kind: 'publish' }>).members, [{ key: '10.1.0.1:8080', slot: 0, weight: 1 }]);
+  assert.deepEqual(kinds(steps), ['update-backend', 'publish']);
+  assert.deepEqual((steps.find((s) => s.kind === 'publish') as Extract<XdpStep, { kind: 'publish' }>).members, [{ key: '10.1.0.1:8080', slot: 0, weight: 1 }]);
 });
 
 test('a mode change republishes; a removed VIP is unpublished before its backends go', () => {
   const obs = apply(empty(), plan(services(web([{ address: '10.1.0.1', port: 80 }])), empty(), limits));
   const dr = plan(services(web([{ address: '10.1.0.1' }], { forwarding: 'dr' })), obs, limits);
-  assert.deepEqual(dr.map((s) => s.kind), ['publish']);
-  assert.match(describeStep(dr[0]!), /mode nat -> dr/);
+  assert.deepEqual(kinds(dr), ['publish']);
+  assert.match(describeStep(dr.find((s) => s.kind === 'publish')!), /mode nat -> dr/);
   const gone = plan([], obs, limits);
-  assert.deepEqual(gone.map((s) => s.kind), ['remove-vip', 'remove-backend']);
-  assert.equal(gone[0]!.service, 'tcp 10.0.0.1:80');
+  assert.deepEqual(kinds(gone), ['remove-vip', 'remove-backend']);
+  assert.equal(gone.find((s) => s.kind === 'remove-vip')!.service, 'tcp 10.0.0.1:80');
 });
 
 test('dr backends keep the VIP port; leftovers of a crash are removed', () => {
@@ -98,8 +84,8 @@ test('dr backends keep the VIP port; leftovers of a crash are removed', () => {
   const obs = empty();
   obs.backends[5] = { address: '10.9.9.9', family: 'inet', port: 80, mac: undefined, active: true, weight: 1, vipId: 3, gen: 4 };
   const steps = plan(d, obs, limits);
-  assert.deepEqual(steps.map((s) => s.kind), ['add-backend', 'publish', 'remove-backend']);
-  assert.equal((steps[2] as Extract<XdpStep, { kind: 'remove-backend' }>).slot, 5);
+  assert.deepEqual(kinds(steps), ['add-backend', 'publish', 'remove-backend']);
+  assert.equal((steps.find((s) => s.kind === 'remove-backend') as Extract<XdpStep, { kind: 'remove-backend' }>).slot, 5);
 });
 
 test('running out of VIP ids or backend slots is a clear error naming the setting', () => {
@@ -137,4 +123,31 @@ test('xdp settings: defaults, and clear errors naming the field', () => {
   assert.throws(() => parseDesiredState({ xdp: { interfaces: [{ name: 'eth0', mode: 'offload' }] } }), /xdp.interfaces\[0\].mode/);
   assert.throws(() => parseDesiredState({ xdp: { maxVips: 4096, maglevTableSize: 1000003 } }), /xdp.maxVips: .* MiB/);
   assert.throws(() => parseDesiredState({ xdp: { bogus: 1 } }), /xdp/);
+});
+
+test('endpoint filter: the superset goes first, the exact set last; VIPs and nat backends have bits', () => {
+  const d = services(web([{ address: '10.1.0.1', port: 8080 }]));
+  const steps = plan(d, empty(), limits);
+  assert.equal(steps[0]!.kind, 'set-filter', 'bits are set before anything is published');
+  const words = (steps[0] as Extract<XdpStep, { kind: 'set-filter' }>).words;
+  const has = (a: string, p: number) => { const h = endpointHash(a, p, 'tcp'); return (words[h >>> 6]! >> BigInt(h & 63)) & 1n; };
+  assert.equal(has('10.0.0.1', 80), 1n);
+  assert.equal(has('10.1.0.1', 8080), 1n);
+  assert.equal(steps.at(-1)!.kind, 'publish', 'no stale bits to clear on a fresh node');
+  const obs = apply(empty(), steps);
+  const moved = plan(services(web([{ address: '10.1.0.2', port: 8080 }])), obs, limits);
+  assert.equal(moved[0]!.kind, 'set-filter');
+  assert.equal(moved.at(-1)!.kind, 'set-filter', 'the old backend bit is cleared after it is removed');
+  const last = (moved.at(-1) as Extract<XdpStep, { kind: 'set-filter' }>).words;
+  const h = endpointHash('10.1.0.1', 8080, 'tcp');
+  assert.equal((last[h >>> 6]! >> BigInt(h & 63)) & 1n, 0n);
+  assert.deepEqual(plan(services(web([{ address: '10.1.0.2', port: 8080 }])), apply(obs, moved), limits), []);
+});
+
+test('endpoint hash: IPv4 and IPv6 spread over the 65536 bits', () => {
+  const seen = new Set<number>();
+  for (let i = 0; i < 1000; i++) seen.add(endpointHash(`10.0.${i >> 8}.${i & 255}`, 80, 'tcp'));
+  assert.ok(seen.size > 980, `${seen.size} distinct of 1000`);
+  assert.notEqual(endpointHash('2001:db8::1', 80, 'tcp'), endpointHash('2001:db8::1', 80, 'udp'));
+  assert.ok(endpointHash('2001:db8::1', 443, 'tcp') < 65536);
 });

@@ -6,11 +6,16 @@ import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, notFound, sen
 
 /** /v1/services: list, read, create-or-replace, delete, stats. */
 export const servicesPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }) => {
+  let cache: { revision: number; body: Buffer } | undefined;
   app.get('/v1/services', {
-    schema: { tags: ['services'], summary: 'All services of the desired state', response: { 200: z.object({ revision: z.number(), services: z.array(ServiceSchema) }) } },
-  }, async (_req, reply) => {
-    reply.header('etag', etag(agent.revision));
-    return { revision: agent.revision, services: agent.state.services };
+    schema: { tags: ['services'], summary: 'All services of the desired state (If-None-Match with the ETag answers 304)', response: { 200: z.object({ revision: z.number(), services: z.array(ServiceSchema) }), 304: z.null() } },
+  }, async (req, reply) => {
+    // The list only changes with the revision: serialise and encode it once per revision.
+    if (cache?.revision !== agent.revision) cache = { revision: agent.revision, body: Buffer.from(JSON.stringify({ revision: agent.revision, services: agent.state.services })) };
+    reply.header('etag', etag(cache.revision));
+    if (req.headers['if-none-match'] === etag(cache.revision)) return reply.code(304).send();
+    // A Buffer goes out as it is (a string would be UTF-8 encoded again on every request).
+    return reply.type('application/json; charset=utf-8').send(cache.body);
   });
 
   app.get('/v1/services/:name', {

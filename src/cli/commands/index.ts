@@ -7,6 +7,7 @@ import { healthCommand } from './health.js';
 import { ipvsList } from './ipvs-list.js';
 import { ipvsReconcile } from './ipvs-reconcile.js';
 import { statusCommand } from './status.js';
+import { vrrpRunCommand } from './vrrp.js';
 
 /** Every subcommand, in the order `fulcrum help` lists them. */
 export const COMMANDS: Command[] = [
@@ -18,4 +19,5 @@ export const COMMANDS: Command[] = [
   healthCommand,
   ipvsList,
   ipvsReconcile,
+  vrrpRunCommand,
 ];

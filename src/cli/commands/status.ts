@@ -19,6 +19,11 @@ export const statusCommand: Command = {
     const r = s.lastReconcile;
     io.stdout.write(`reconcile: ${r ? `${r.result} at ${r.time} (${r.trigger}, ${r.steps} step(s), ${r.durationMs} ms)${r.error ? `: ${r.error}` : ''}` : 'not yet'}; every ${s.reconcileIntervalSeconds} s\n\n`);
     io.stdout.write(table(['DATAPLANE', 'AVAILABLE', 'REASON'], s.dataplanes.map((d) => [d.name, d.available ? 'yes' : 'no', d.reason ?? ''])));
+    const vrrp = (s.vrrp ?? []) as Array<{ name: string; interface: string; vrid: number; state: string; priority: number; vips: string[] }>;
+    if (vrrp.length > 0) {
+      io.stdout.write('\n');
+      io.stdout.write(table(['VRRP', 'INTERFACE', 'VRID', 'STATE', 'PRIORITY', 'VIPS'], vrrp.map((v) => [v.name, v.interface, String(v.vrid), v.state, String(v.priority), v.vips.join(',')])));
+    }
     return 0;
   },
 };

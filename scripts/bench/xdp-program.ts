@@ -1,0 +1,84 @@
+/**
+ * Time to program 1,000 VIPs x 100 backends through the XDP dataplane (reconcile from empty), a no-op
+ * reconcile, a one-backend change and the removal of everything; with two baselines measured in the
+ * same run: the pure Maglev builds alone (src/xdp/maglev.ts) and raw libbpf-ts batch writes of the
+ * same bytes (what any control plane must at least pay). Needs root and bpffs (~540 MB of maps).
+ *   npm run build && bash scripts/build-bpf.sh && node dist/scripts/bench/xdp-program.js [vips] [backends] [runs]
+ */
+import { rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { isBpffs, mountBpffs } from '../../src/bpf/index.js';
+import { parseDesiredState, type Service } from '../../src/model/index.js';
+import { silentLogger } from '../../src/log.js';
+import { createXdpDataplane } from '../../src/xdp/dataplane.js';
+import { buildMaglevTable } from '../../src/xdp/maglev.js';
+import { u32 } from '../../src/xdp/abi.js';
+import { stats } from './xdp-lib.js';
+
+const NVIPS = Number(process.argv[2] ?? 1000);
+const NBACKENDS = Number(process.argv[3] ?? 100);
+const RUNS = Number(process.argv[4] ?? 3);
+const TABLE = 65537;
+
+function services(nvips: number, nbackends: number, extra = 0): Service[] {
+  return parseDesiredState({
+    services: Array.from({ length: nvips }, (_, v) => ({
+      name: `svc${v}`, dataplane: 'xdp', address: `10.${100 + (v >> 8)}.${v & 255}.1`, port: 80,
+      backends: Array.from({ length: nbackends + (v === 0 ? extra : 0) }, (_, b) => ({ address: `10.${(b >> 8) + 1}.${b & 255}.${(v % 250) + 1}`, port: 8080 })),
+    })),
+  }).services;
+}
+
+if (!isBpffs('/sys/fs/bpf')) mountBpffs('/sys/fs/bpf');
+const pinDir = `/sys/fs/bpf/flbench-prog-${process.pid}`;
+const stateDir = `/tmp/flbench-prog-${process.pid}`;
+const t0 = performance.now();
+const dp = await createXdpDataplane({
+  settings: { interfaces: [], maxVips: Math.max(NVIPS, 16), maxBackends: Math.max(2 * NVIPS * NBACKENDS, 1024), maglevTableSize: TABLE, conntrackSize: 262_144, detachOnShutdown: false },
+  pinDir, stateDir, logger: silentLogger(),
+});
+const loadMs = performance.now() - t0;
+const desired = services(NVIPS, NBACKENDS);
+const changed = services(NVIPS, NBACKENDS, 1);
+const series: Record<string, number[]> = { apply: [], noop: [], change: [], remove: [], maglev: [], raw: [] };
+const time = async (name: string, fn: () => unknown) => {
+  const s = performance.now();
+  await fn();
+  series[name]!.push(performance.now() - s);
+};
+try {
+  for (let r = 0; r < RUNS; r++) {
+    await time('apply', () => dp.reconcile(desired));
+    await time('noop', () => dp.reconcile(desired));
+    await time('change', () => dp.reconcile(changed));
+    await time('remove', () => dp.reconcile([]));
+    // Baseline 1: the Maglev tables alone.
+    await time('maglev', () => {
+      for (let v = 0; v < NVIPS; v++) buildMaglevTable(Array.from({ length: NBACKENDS }, (_, b) => ({ key: `10.${(b >> 8) + 1}.${b & 255}.${(v % 250) + 1}:8080`, weight: 1 })), TABLE);
+    });
+    // Baseline 2: the same table bytes written raw (one batch per VIP), no planning, no encoding.
+    const keys: Buffer[] = Array.from({ length: TABLE }, (_, i) => u32(i));
+    const values: Buffer[] = Array.from({ length: TABLE }, (_, i) => u32(i % NBACKENDS));
+    await time('raw', () => {
+      for (let v = 0; v < NVIPS; v++) {
+        const base = v * 2 * TABLE;
+        for (let i = 0; i < TABLE; i++) keys[i]!.writeUInt32LE(base + i, 0);
+        dp.kernel.maps.maglev.updateBatch(keys, values);
+      }
+    });
+  }
+  const f = (xs: number[]) => { const s = stats(xs); return `${(s.min / 1000).toFixed(2)}/${(s.median / 1000).toFixed(2)}/${(s.max / 1000).toFixed(2)} s`; };
+  console.log(`XDP dataplane programming, ${NVIPS} VIPs x ${NBACKENDS} backends, Maglev ${TABLE}, ${RUNS} runs, min/median/max`);
+  console.log(`load + pin program and maps (once)      ${(loadMs / 1000).toFixed(2)} s`);
+  console.log(`reconcile from empty (all VIPs)        ${f(series.apply!)}`);
+  console.log(`no-op reconcile (read back + plan)     ${f(series.noop!)}`);
+  console.log(`one backend added to one VIP           ${f(series.change!)}`);
+  console.log(`remove everything                      ${f(series.remove!)}`);
+  console.log(`baseline: Maglev builds alone          ${f(series.maglev!)}`);
+  console.log(`baseline: raw table writes alone       ${f(series.raw!)}`);
+  const ratio = stats(series.apply!.map((a, i) => a / ((series.maglev![i] ?? 1) + (series.raw![i] ?? 1))));
+  console.log(`reconcile / (Maglev + raw writes)      ${ratio.min.toFixed(2)}/${ratio.median.toFixed(2)}/${ratio.max.toFixed(2)}`);
+} finally {
+  await dp.cleanup();
+  rmSync(stateDir, { recursive: true, force: true });
+}

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BpfMap, BpfProgram } from '../../src/bpf/index.js';
+import { parseDesiredState } from '../../src/model/index.js';
+import { XdpSettingsSchema } from '../../src/model/xdp.js';
+import { silentLogger } from '../../src/log.js';
+import { FulcrumError } from '../../src/errors.js';
+import { MAPS, STRUCTS, type MapName } from '../../src/xdp/abi.js';
+import { xdpDataplaneOver } from '../../src/xdp/dataplane.js';
+import type { XdpKernel } from '../../src/xdp/kernel.js';
+
+/** In-memory stand-in for the kernel maps (behind the XdpKernel interface); can fail on demand. */
+class FakeMap {
+  readonly data = new Map<string, Buffer>();
+  failOn: ((op: string) => boolean) | undefined;
+  constructor(readonly name: string, readonly keySize: number, readonly valueSize: number, readonly maxEntries: number, readonly perCpu = false) {}
+  get info() { return { keySize: this.keySize, valueSize: this.valueSize, maxEntries: this.maxEntries }; }
+  #check(op: string) { if (this.failOn?.(op)) throw new FulcrumError('KERNEL_ERROR', `${this.name}: injected ${op} failure`); }
+  // An array map always has every key (zeros until written); a hash map only what was inserted.
+  lookup(k: Buffer) { return this.data.get(k.toString('hex')) ?? (this.isArray ? Buffer.alloc(this.valueSize) : undefined); }
+  get isArray() { return ['maglev', 'backends', 'stats', 'filter', 'nexthop'].includes(this.name); }
+  update(k: Buffer, v: Buffer) { this.#check('update'); this.data.set(k.toString('hex'), Buffer.from(v)); }
+  delete(k: Buffer) { this.#check('delete'); return this.data.delete(k.toString('hex')); }
+  updateBatch(keys: Buffer[], values: Buffer[]) { this.#check('updateBatch'); keys.forEach((k, i) => this.data.set(k.toString('hex'), Buffer.from(values[i]!))); return keys.length; }
+  lookupBatch() {
+    const keys: Buffer[] = [], values: Buffer[] = [];
+    for (const [k, v] of this.data) { keys.push(Buffer.from(k, 'hex')); values.push(v); }
+    return { keys, values };
+  }
+  lookupPerCpu(k: Buffer) { const v = this.data.get(k.toString('hex')); return v ? [v] : undefined; }
+  updatePerCpu(k: Buffer, vs: Buffer[]) { this.data.set(k.toString('hex'), vs[0]!); }
+  snapshot() { return new Map([...this.data].map(([k, v]) => [k, v.toString('hex')])); }
+}
+
+function fakeKernel(): { kernel: XdpKernel; maps: Record<MapName, FakeMap> } {
+  const limits = { maxVips: 4, maxBackends: 16, maglevTableSize: 251, conntrackSize: 1024 };
+  const size = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
+  const maps = Object.fromEntries(Object.entries(MAPS).map(([n, s]) => [n, new FakeMap(n, size(s.key), size(s.value), 1024, n === 'stats' || n === 'nexthop')])) as Record<MapName, FakeMap>;
+  const kernel: XdpKernel = {
+    maps: maps as unknown as Record<MapName, BpfMap>,
+    program: { id: 1 } as unknown as BpfProgram,
+    limits, reopened: false, pinDir: '/fake',
+    attach: () => [], detach: () => undefined, close: () => undefined, destroy: () => undefined,
+  };
+  return { kernel, maps };
+}
+
+const svc = (name: string, addr: string, backends: string[]) => ({ name, dataplane: 'xdp', address: addr, port: 80, backends: backends.map((b) => ({ address: b, port: 8080 })) });
+
+test('a step that fails mid-way rolls back every step before it (VIPs, backends, filter)', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
+  try {
+    const { kernel, maps } = fakeKernel();
+    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
+    await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services);
+    const before = { vips: maps.vips.snapshot(), backends: maps.backends.snapshot(), filter: maps.filter.snapshot() };
+    // The second VIP's table write fails: its backends were written, the first VIP changed already.
+    let batches = 0;
+    maps.maglev.failOn = (op) => op === 'updateBatch' && ++batches === 2;
+    const next = parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1', '10.1.0.2']), svc('b', '10.0.0.2', ['10.1.0.3'])] }).services;
+    await assert.rejects(dp.reconcile(next), (e: unknown) => e instanceof FulcrumError && e.code === 'APPLY_FAILED' && /\+ b .*injected updateBatch failure/.test(e.message));
+    assert.deepEqual(maps.vips.snapshot(), before.vips, 'vips as before');
+    const zero = '00'.repeat(STRUCTS.fl_backend.size);
+    const live = new Map([...maps.backends.snapshot()].filter(([, v]) => v !== zero));
+    assert.deepEqual(live, before.backends, 'backend slots as before (rolled-back slots are zero again)');
+    assert.deepEqual(maps.filter.snapshot(), before.filter, 'filter as before');
+    // Once the fault is gone the same change applies, planned from a fresh read-back.
+    maps.maglev.failOn = undefined;
+    const r = await dp.reconcile(next);
+    assert.equal(r.applied, true);
+    assert.equal(maps.vips.data.size, 2);
+    assert.deepEqual((await dp.reconcile(next)).steps, []);
+    const stats = await dp.stats();
+    assert.deepEqual(stats.map((s) => [s.service, s.backends.length]).sort(), [['a', 2], ['b', 1]]);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('dryRun plans without touching the maps', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
+  try {
+    const { kernel, maps } = fakeKernel();
+    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
+    const r = await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services, { dryRun: true });
+    assert.equal(r.applied, false);
+    assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'publish']);
+    assert.match(r.steps[2]!.description, /\+ a \(tcp 10.0.0.1:80\) nat id 0 with 1 backends/);
+    assert.equal(maps.vips.data.size, 0);
+    assert.equal(maps.backends.data.size, 0);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('capacity errors are INVALID_CONFIG naming the setting, and nothing is applied', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
+  try {
+    const { kernel, maps } = fakeKernel();
+    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
+    const many = Array.from({ length: 5 }, (_, i) => svc(`s${i}`, `10.0.0.${i + 1}`, ['10.1.0.1']));
+    await assert.rejects(dp.reconcile(parseDesiredState({ services: many }).services), /INVALID_CONFIG|xdp.maxVips is 4/);
+    assert.equal(maps.vips.data.size, 0);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
