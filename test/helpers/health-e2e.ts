@@ -83,3 +83,12 @@ export function startAgent(ns: Netns | undefined, config: string): { proc: Child
     : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   return { proc, logs: new Lines<LogLine>(proc) };
 }
+
+/** N kept-alive client connections in `ns`: `first` holds the ids that answered, `again()` asks on the same connections. */
+export function holdConnections(ns: Netns, host: string, port: number, n: number) {
+  const proc = ns.spawn(process.execPath, [HEALTH_TRAFFIC, 'hold', host, String(port), String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = new Lines<{ ids: string[] }>(proc);
+  let seen = 0;
+  const next = async () => { const want = ++seen; await lines.waitFor(`hold round ${want}`, () => lines.items.length >= want, 20_000); return lines.items[want - 1]!.ids; };
+  return { proc, first: next(), again: async () => { proc.stdin!.write('again\n'); return next(); }, quit: () => proc.stdin!.end('quit\n') };
+}

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { stringify } from 'yaml';
 import { Netns, vethPair, run, uniqueName } from '../helpers/netns.js';
 import { xdpSkipReason, PASS_OBJECT } from '../helpers/xdp.js';
-import { captureSyns, kill, startAgent, startClient, startServer, type LogLine, type Lines } from '../helpers/health-e2e.js';
+import { captureSyns, holdConnections, kill, startAgent, startClient, startServer, type LogLine, type Lines } from '../helpers/health-e2e.js';
 
 /**
  * End to end on the XDP dataplane (host kernel): `fulcrum agent` runs in the LB netns with native
@@ -103,6 +103,13 @@ test('xdp: a killed backend is taken out after fall checks, gets no new client c
   await c.results.waitFor('b2 serving the client', (r) => r.id === 'b2', 15_000);
   await c.results.waitFor('b1 serving the client', (r) => r.id === 'b1', 15_000);
 
+  // Established connections: those on b1 must keep b1 through b2's removal and return.
+  const held = holdConnections(client, VIP, 80, 12);
+  procs.push(held.proc);
+  const heldBefore = await held.first;
+  const onB1 = heldBefore.flatMap((id, i) => (id === 'b1' ? [i] : []));
+  assert.ok(onB1.length > 0 && onB1.length < 12, `held connections spread over both backends: ${heldBefore.join(',')}`);
+
   // Kill b2's server.
   const killedAt = Date.now();
   await kill(procs[1]!);
@@ -123,6 +130,8 @@ test('xdp: a killed backend is taken out after fall checks, gets no new client c
   assert.ok(after.length > 20, `requests after the take-out: ${after.length}`);
   assert.deepEqual([...new Set(after.map((r) => r.id ?? `error:${r.error}`))], ['b1'], 'all answered by b1');
   const failedWhileDetecting = c.results.items.filter((r) => r.t >= killedAt && r.t <= applied.time && r.error).length;
+  const heldAfterOut = await held.again();
+  assert.deepEqual(onB1.map((i) => heldAfterOut[i]), onB1.map(() => 'b1'), 'established connections to b1 keep b1 after b2 is taken out');
 
   // Restart b2: no client connection before rise checks passed, then its share again.
   const restartedAt = Date.now();
@@ -135,6 +144,9 @@ test('xdp: a killed backend is taken out after fall checks, gets no new client c
   const served = await c.results.waitFor('b2 serving again', (r) => r.t > back.time && r.id === 'b2', 15_000);
   assert.ok(served);
   const returnMs = back.time - restartedAt;
+  const heldAfterBack = await held.again();
+  assert.deepEqual(onB1.map((i) => heldAfterBack[i]), onB1.map(() => 'b1'), 'and after b2 is back (the Maglev table changed twice)');
+  held.quit();
   console.log(`# xdp: detection (kill -> taken out) ${detectMs} ms, bound fall x interval + timeout = ${boundMs} ms (+ up to ${Math.round(FALL * JITTER * 1000)} ms jitter); ` +
     `${failedWhileDetecting} client requests failed meanwhile; return after restart ${returnMs} ms (rise ${RISE} x interval ${INTERVAL * 1000} ms)`);
   await kill(c.proc);
@@ -150,16 +162,16 @@ test('xdp: restarting the agent keeps healthy backends serving (saved health sta
   agent = startAgent(lb, config);
   procs.push(agent.proc);
   const started = await agent.logs.waitFor('agent started again', (l) => l.msg === 'agent started');
-  for (const i of [1, 2]) {
-    const restored = agent.logs.items.find((l) => l.msg === `backend ${b4(i)}:8080 up (restored)`);
-    assert.ok(restored, `b${i} restored as up`);
-  }
   await new Promise((r) => setTimeout(r, 3000));
   const window = c.results.items.filter((r) => r.t >= stopAt - 500 && r.t < Date.now() - 1500);
   const errors = window.filter((r) => r.error);
   assert.deepEqual(errors, [], 'no client request failed across the restart');
   const afterStart = window.filter((r) => r.t > started.time);
   assert.ok(afterStart.some((r) => r.id === 'b1') && afterStart.some((r) => r.id === 'b2'), 'both backends serve right after the restart');
+  for (const i of [1, 2]) {
+    const restored = agent.logs.items.find((l) => l.msg === `backend ${b4(i)}:8080 up (restored)`);
+    assert.ok(restored, `b${i} restored as up`);
+  }
   const zeroed = agent.logs.items.filter((l) => l.msg.startsWith('reconciled at start') && / -> 0\b/.test(l.msg));
   assert.deepEqual(zeroed.map((l) => l.msg), [], 'the restart changed no weight');
   await kill(c.proc);
