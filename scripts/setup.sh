@@ -11,7 +11,6 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static linux-image-amd64 # the IPVS VM tier (kernel package is only downloaded)
   ipvsadm keepalived                               # independent peers and baselines
   openssl dnsmasq-base                             # health checks: test CA (https), a real DNS server
-  ethtool                                          # kernel tier: software checksums on veth test hosts (XDP)
 )
 
 missing=()
