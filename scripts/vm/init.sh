@@ -17,6 +17,11 @@ mount -t tmpfs -o mode=755 tmpfs /host/run
 mkdir -p /host/run/fulcrum-job
 J=/host/run/fulcrum-job
 mount -t 9p -o "$O" job "$J" || die "cannot mount the job share"
+. "$J/config"   # MODROOT: the module tree of this kernel; REPO: the repository (host paths)
+# The repository has its own share mounted at its host path: a clone under /tmp (as CI may make)
+# would otherwise be hidden by the guest's tmpfs /tmp.
+mkdir -p "/host$REPO" 2>/dev/null
+mount -t 9p -o "$O,ro,cache=loose" repo "/host$REPO" || die "cannot mount the repository at $REPO"
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
@@ -26,7 +31,6 @@ mount -t tmpfs tmpfs /host/dev/shm
 mount -t bpf bpf /host/sys/fs/bpf 2>/dev/null
 mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
 
-. "$J/config"   # MODROOT: the module tree of this kernel (a host path, seen through /host)
 # The kernel runs this helper (in the initramfs root) to load modules on demand: IPVS schedulers,
 # veth, ipip... It resolves them with kmod's modprobe from the host against MODROOT.
 cat > /modprobe <<EOS

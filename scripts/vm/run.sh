@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-printf 'MODROOT=%q\n' "$KDIR/root" > "$JOB/config"
+printf 'MODROOT=%q\nREPO=%q\n' "$KDIR/root" "$REPO" > "$JOB/config"
 {
   echo 'set -e'
   for e in "${envs[@]}"; do printf 'export %q\n' "$e"; done
@@ -57,6 +57,8 @@ boot() {
     -append "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check" \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -fsdev "local,id=repo,path=$REPO,security_model=none,readonly=on,multidevs=remap" \
+    -device virtio-9p-pci,fsdev=repo,mount_tag=repo \
     -fsdev "local,id=job,path=$JOB,security_model=none" \
     -device virtio-9p-pci,fsdev=job,mount_tag=job \
     -nic none < /dev/null > "$JOB/console.log" 2>&1 &
