@@ -12,8 +12,8 @@ import { keyString } from './convert.js';
  * additions, (3) destination additions. Within a phase no step depends on another.
  */
 
-/** How many requests each phase keeps in flight. */
-const WINDOW = 512;
+/** How many requests the executor hands the client at once (the client bounds what is in flight). */
+const WINDOW = 8192;
 
 function phaseOf(step: Step): 0 | 1 | 2 {
   switch (step.kind) {

@@ -179,18 +179,25 @@ function removeDest(
  * planner's property tests use it). Pure: returns a new map.
  */
 export function applyToObserved(observed: ReadonlyMap<string, ObservedIpvsService>, steps: readonly Step[]): Map<string, ObservedIpvsService> {
-  const out = new Map(observed);
+  return applyToObservedInPlace(new Map(observed), steps);
+}
+
+/** The same, updating `out` itself (its service entries are still copied before they change). */
+export function applyToObservedInPlace(out: Map<string, ObservedIpvsService>, steps: readonly Step[]): Map<string, ObservedIpvsService> {
+  const copied = new Set<string>(); // copy each touched service once (copy on write)
   const touch = (k: string): ObservedIpvsService => {
     const s = out.get(k);
     if (!s) throw new Error(`applyToObserved: no service ${k}`);
+    if (copied.has(k)) return s;
     const copy = { spec: s.spec, dests: [...s.dests] };
     out.set(k, copy);
+    copied.add(k);
     return copy;
   };
   for (const step of steps) {
     const k = keyString(step.key);
     switch (step.kind) {
-      case 'add-service': out.set(k, { spec: serviceSpecOnly(step.spec), dests: [] }); break;
+      case 'add-service': out.set(k, { spec: serviceSpecOnly(step.spec), dests: [] }); copied.add(k); break;
       case 'edit-service': touch(k).spec = serviceSpecOnly(step.spec); break;
       case 'delete-service': out.delete(k); break;
       case 'add-dest': touch(k).dests.push({ ...destSpecOnly(step.dest), activeConnections: 0, inactiveConnections: 0 }); break;
