@@ -308,6 +308,9 @@ export class IpvsReconciler implements Dataplane {
 
     // `observed` is ours alone (a fresh read or the previous cache): update it in place.
     this.observed = applyToObservedInPlace(observed, steps);
+    // A plan from a full read, applied without error, is exactly the kernel now (a long apply
+    // must not make the next small change re-read everything).
+    if (full) this.lastFullRead = this.now();
     dirty = false;
     for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(keyString(s.key))) dirty = true;
     if (this.trackDrains(desired, scope, now)) dirty = true;
