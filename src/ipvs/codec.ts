@@ -10,8 +10,8 @@
  */
 import {
   type AttrObject, type AttrTable, type FlagsValue, type NlMessage,
-  decodeAttrs, encodeAttrs, encodeGenl, encodeNlmsg, parseGenl,
-  NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+  attrsSize, decodeAttrs, encodeAttrs, encodeGenl, parseGenl, writeAttrs,
+  GENL_HDRLEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 } from './netlink-wire.js';
 
 export const IPVS_GENL_NAME = 'IPVS';
@@ -167,6 +167,16 @@ export interface IpvsWireMessage {
   version?: number;
 }
 
+/** The same tables without the stats nests: a dump decoded with it skips them (they are most of a reply). */
+const withoutStats = (t: AttrTable): AttrTable => t.filter((f) => f.key !== 'stats' && f.key !== 'stats64');
+export const CMD_TABLE_NO_STATS: AttrTable = CMD_TABLE.map((f) =>
+  f.key === 'service' || f.key === 'dest' ? { ...f, table: withoutStats(f.table ?? []) } : f);
+
+export interface DecodeOptions {
+  /** Decode IPVS_*_ATTR_STATS/STATS64 (default true). */
+  stats?: boolean;
+}
+
 function attrsTable(cmd: IpvsCmd): AttrTable {
   return cmd === 'SET_INFO' ? INFO_TABLE : CMD_TABLE;
 }
@@ -177,11 +187,12 @@ export function encodePayload(msg: IpvsWireMessage): Buffer {
   return encodeGenl({ cmd: IPVS_CMD[msg.cmd], version: msg.version ?? IPVS_GENL_VERSION }, encodeAttrs(attrsTable(msg.cmd), body as AttrObject));
 }
 
-export function decodePayload(payload: Buffer): IpvsWireMessage {
+export function decodePayload(payload: Buffer, opts: DecodeOptions = {}): IpvsWireMessage {
   const { header, attrs } = parseGenl(payload);
   const cmd = CMD_BY_ID.get(header.cmd);
   if (!cmd) throw new RangeError(`unknown IPVS command ${header.cmd}`);
-  const decoded = decodeAttrs(attrsTable(cmd), attrs);
+  const table = cmd !== 'SET_INFO' && opts.stats === false ? CMD_TABLE_NO_STATS : attrsTable(cmd);
+  const decoded = decodeAttrs(table, attrs);
   return cmd === 'SET_INFO'
     ? { cmd, version: header.version, attrs: {}, info: decoded as WireInfo }
     : { cmd, version: header.version, attrs: decoded as WireCmdAttrs };
@@ -201,17 +212,31 @@ export interface EncodeOptions {
   flags?: number;
 }
 
-/** A whole netlink message: header + genl header + attributes. */
+/** A whole netlink message: header + genl header + attributes (one allocation: bulk loads make many). */
 export function encode(msg: IpvsWireMessage, opts: EncodeOptions): Buffer {
   const flags = opts.flags ?? (NLM_F_REQUEST | NLM_F_ACK | (isDumpCmd(msg.cmd, msg.attrs) ? NLM_F_DUMP : 0));
-  return encodeNlmsg({ type: opts.family, flags, seq: opts.seq, pid: opts.pid ?? 0, payload: encodePayload(msg) });
+  const table = attrsTable(msg.cmd);
+  const body = (msg.cmd === 'SET_INFO' ? (msg.info ?? {}) : msg.attrs) as AttrObject;
+  const len = NLMSG_HDRLEN + GENL_HDRLEN + attrsSize(table, body);
+  // allocUnsafe slices a shared pool (one ArrayBuffer per 8 KiB, not one per message: GC cost);
+  // zeroed because padding and string terminators rely on it.
+  const buf = Buffer.allocUnsafe(len).fill(0);
+  buf.writeUInt32LE(len, 0);
+  buf.writeUInt16LE(opts.family, 4);
+  buf.writeUInt16LE(flags, 6);
+  buf.writeUInt32LE(opts.seq >>> 0, 8);
+  buf.writeUInt32LE((opts.pid ?? 0) >>> 0, 12);
+  buf.writeUInt8(IPVS_CMD[msg.cmd], NLMSG_HDRLEN);
+  buf.writeUInt8(msg.version ?? IPVS_GENL_VERSION, NLMSG_HDRLEN + 1);
+  writeAttrs(table, body, buf, NLMSG_HDRLEN + GENL_HDRLEN);
+  return buf;
 }
 
 /** Decodes one IPVS netlink message (as split by parseNlmsgs, or a whole single-message buffer). */
-export function decode(m: NlMessage | Buffer): IpvsWireMessage & { header: Omit<NlMessage, 'payload'> } {
+export function decode(m: NlMessage | Buffer, opts: DecodeOptions = {}): IpvsWireMessage & { header: Omit<NlMessage, 'payload'> } {
   const nl = Buffer.isBuffer(m) ? splitOne(m) : m;
   const { payload, ...header } = nl;
-  return { ...decodePayload(payload), header };
+  return { ...decodePayload(payload, opts), header };
 }
 
 function splitOne(buf: Buffer): NlMessage {

@@ -13,8 +13,8 @@ export type IpvsOpKind =
 
 export interface IpvsOpContext {
   kind: IpvsOpKind;
-  /** Human text of the operation, e.g. "add service tcp 10.0.0.1:80". */
-  text: string;
+  /** Human text of the operation, e.g. "add service tcp 10.0.0.1:80" (a function: built only when needed). */
+  text: string | (() => string);
   scheduler?: string | undefined;
   pe?: string | undefined;
 }
@@ -62,8 +62,12 @@ export function ipvsMeaning(ctx: IpvsOpContext, errno: number): string | undefin
   }
 }
 
+export function opText(ctx: IpvsOpContext): string {
+  return typeof ctx.text === 'string' ? ctx.text : ctx.text();
+}
+
 export function ipvsKernelError(ctx: IpvsOpContext, errno: number): KernelError {
-  return new KernelError(ctx.text, errno, ipvsMeaning(ctx, errno), { details: { operation: ctx.kind } });
+  return new KernelError(opText(ctx), errno, ipvsMeaning(ctx, errno), { details: { operation: ctx.kind } });
 }
 
 export function describeKey(key: IpvsServiceKey): string {

@@ -50,85 +50,126 @@ export interface FlagsValue { flags: number; mask: number }
 type AttrValue = number | bigint | string | Buffer | FlagsValue | AttrObject;
 export type AttrObject = { [key: string]: AttrValue | undefined };
 
-function encodeValue(field: AttrField, value: AttrValue): Buffer {
+const FIXED_SIZE: Partial<Record<AttrType, number>> = { u8: 1, u16: 2, u32: 4, be16: 2, be32: 4, u64: 8, flags: 8 };
+
+function valueSize(field: AttrField, value: AttrValue): number {
+  const fixed = FIXED_SIZE[field.type];
+  if (fixed !== undefined) return fixed;
+  switch (field.type) {
+    case 'string':
+      if (typeof value !== 'string') throw new TypeError(`attribute ${field.key}: expected a string`);
+      return Buffer.byteLength(value, 'utf8') + 1;
+    case 'binary':
+      if (!Buffer.isBuffer(value)) throw new TypeError(`attribute ${field.key}: expected a Buffer`);
+      return value.length;
+    default:
+      return attrsSize(field.table ?? [], value as AttrObject);
+  }
+}
+
+/** Bytes that encodeAttrs(table, obj) produces. */
+export function attrsSize(table: AttrTable, obj: AttrObject): number {
+  let n = 0;
+  for (const field of table) {
+    const value = obj[field.key];
+    if (value !== undefined) n += NLA_HDRLEN + align4(valueSize(field, value));
+  }
+  return n;
+}
+
+function writeValue(field: AttrField, value: AttrValue, buf: Buffer, off: number): void {
   const num = (): number => {
     if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`attribute ${field.key}: expected an integer`);
     return value;
   };
   switch (field.type) {
-    case 'u8': { const b = Buffer.alloc(1); b.writeUInt8(num()); return b; }
-    case 'u16': { const b = Buffer.alloc(2); b.writeUInt16LE(num()); return b; }
-    case 'u32': { const b = Buffer.alloc(4); b.writeUInt32LE(num() >>> 0); return b; }
-    case 'be16': { const b = Buffer.alloc(2); b.writeUInt16BE(num()); return b; }
-    case 'be32': { const b = Buffer.alloc(4); b.writeUInt32BE(num() >>> 0); return b; }
-    case 'u64': {
+    case 'u8': buf.writeUInt8(num(), off); return;
+    case 'u16': buf.writeUInt16LE(num(), off); return;
+    case 'u32': buf.writeUInt32LE(num() >>> 0, off); return;
+    case 'be16': buf.writeUInt16BE(num(), off); return;
+    case 'be32': buf.writeUInt32BE(num() >>> 0, off); return;
+    case 'u64':
       if (typeof value !== 'bigint') throw new TypeError(`attribute ${field.key}: expected a bigint`);
-      const b = Buffer.alloc(8); b.writeBigUInt64LE(value); return b;
-    }
-    case 'string': {
-      if (typeof value !== 'string') throw new TypeError(`attribute ${field.key}: expected a string`);
-      return Buffer.concat([Buffer.from(value, 'utf8'), Buffer.alloc(1)]);
-    }
-    case 'binary':
-      if (!Buffer.isBuffer(value)) throw new TypeError(`attribute ${field.key}: expected a Buffer`);
-      return value;
+      buf.writeBigUInt64LE(value, off); return;
+    case 'string': buf.write(value as string, off, 'utf8'); return; // NUL: the buffer is zero-filled
+    case 'binary': (value as Buffer).copy(buf, off); return;
     case 'flags': {
       const f = value as FlagsValue;
-      const b = Buffer.alloc(8); b.writeUInt32LE(f.flags >>> 0, 0); b.writeUInt32LE(f.mask >>> 0, 4); return b;
+      buf.writeUInt32LE(f.flags >>> 0, off); buf.writeUInt32LE(f.mask >>> 0, off + 4); return;
     }
-    case 'nested':
-      return encodeAttrs(field.table ?? [], value as AttrObject);
+    case 'nested': writeAttrs(field.table ?? [], value as AttrObject, buf, off); return;
   }
+}
+
+/** Writes the attributes of `obj` at `start` of a zero-filled `buf`; returns the end offset. */
+export function writeAttrs(table: AttrTable, obj: AttrObject, buf: Buffer, start: number): number {
+  let off = start;
+  for (const field of table) {
+    const value = obj[field.key];
+    if (value === undefined) continue;
+    const size = valueSize(field, value);
+    buf.writeUInt16LE(NLA_HDRLEN + size, off);
+    buf.writeUInt16LE(field.id | (field.type === 'nested' ? NLA_F_NESTED : 0), off + 2);
+    writeValue(field, value, buf, off + NLA_HDRLEN);
+    off += NLA_HDRLEN + align4(size);
+  }
+  return off;
 }
 
 /** Encodes the present keys of `obj` as a run of attributes, in table order. */
 export function encodeAttrs(table: AttrTable, obj: AttrObject): Buffer {
-  const parts: Buffer[] = [];
-  for (const field of table) {
-    const value = obj[field.key];
-    if (value === undefined) continue;
-    const data = encodeValue(field, value);
-    const hdr = Buffer.alloc(NLA_HDRLEN);
-    hdr.writeUInt16LE(NLA_HDRLEN + data.length, 0);
-    hdr.writeUInt16LE(field.id | (field.type === 'nested' ? NLA_F_NESTED : 0), 2);
-    parts.push(hdr, data);
-    const pad = align4(data.length) - data.length;
-    if (pad) parts.push(Buffer.alloc(pad));
-  }
-  return Buffer.concat(parts);
+  const buf = Buffer.alloc(attrsSize(table, obj));
+  writeAttrs(table, obj, buf, 0);
+  return buf;
 }
 
-function decodeValue(field: AttrField, data: Buffer): AttrValue {
-  const need = (n: number): void => {
-    if (data.length < n) throw new RangeError(`attribute ${field.key}: ${data.length} bytes, need ${n}`);
-  };
+function decodeValue(field: AttrField, buf: Buffer, off: number, len: number): AttrValue {
+  const need = FIXED_SIZE[field.type];
+  if (need !== undefined && len < need) throw new RangeError(`attribute ${field.key}: ${len} bytes, need ${need}`);
   switch (field.type) {
-    case 'u8': need(1); return data.readUInt8(0);
-    case 'u16': need(2); return data.readUInt16LE(0);
-    case 'u32': need(4); return data.readUInt32LE(0);
-    case 'be16': need(2); return data.readUInt16BE(0);
-    case 'be32': need(4); return data.readUInt32BE(0);
-    case 'u64': need(8); return data.readBigUInt64LE(0);
+    case 'u8': return buf.readUInt8(off);
+    case 'u16': return buf.readUInt16LE(off);
+    case 'u32': return buf.readUInt32LE(off);
+    case 'be16': return buf.readUInt16BE(off);
+    case 'be32': return buf.readUInt32BE(off);
+    case 'u64': return buf.readBigUInt64LE(off);
     case 'string': {
-      const nul = data.indexOf(0);
-      return data.subarray(0, nul < 0 ? data.length : nul).toString('utf8');
+      let end = off;
+      while (end < off + len && buf[end] !== 0) end++;
+      return buf.toString('utf8', off, end);
     }
-    case 'binary': return Buffer.from(data);
-    case 'flags': need(8); return { flags: data.readUInt32LE(0), mask: data.readUInt32LE(4) };
-    case 'nested': return decodeAttrs(field.table ?? [], data);
+    case 'binary': {
+      const out = Buffer.allocUnsafe(len);
+      buf.copy(out, 0, off, off + len);
+      return out;
+    }
+    case 'flags': return { flags: buf.readUInt32LE(off), mask: buf.readUInt32LE(off + 4) };
+    case 'nested': return decodeAttrsAt(field.table ?? [], buf, off, off + len);
   }
+}
+
+const BY_ID = new WeakMap<AttrTable, Map<number, AttrField>>();
+function fieldsById(table: AttrTable): Map<number, AttrField> {
+  let m = BY_ID.get(table);
+  if (!m) { m = new Map(table.map((f) => [f.id, f])); BY_ID.set(table, m); }
+  return m;
 }
 
 /** Decodes a run of attributes; unknown ids (newer kernels, padding) are skipped. */
 export function decodeAttrs(table: AttrTable, buf: Buffer): AttrObject {
+  return decodeAttrsAt(table, buf, 0, buf.length);
+}
+
+function decodeAttrsAt(table: AttrTable, buf: Buffer, start: number, end: number): AttrObject {
   const out: AttrObject = {};
-  let off = 0;
-  while (off + NLA_HDRLEN <= buf.length) {
+  const byId = fieldsById(table);
+  let off = start;
+  while (off + NLA_HDRLEN <= end) {
     const len = buf.readUInt16LE(off);
     const id = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
-    if (len < NLA_HDRLEN || off + len > buf.length) throw new RangeError(`malformed attribute at offset ${off} (length ${len})`);
-    const field = table.find((f) => f.id === id);
-    if (field) out[field.key] = decodeValue(field, buf.subarray(off + NLA_HDRLEN, off + len));
+    if (len < NLA_HDRLEN || off + len > end) throw new RangeError(`malformed attribute at offset ${off - start} (length ${len})`);
+    const field = byId.get(id);
+    if (field) out[field.key] = decodeValue(field, buf, off + NLA_HDRLEN, len - NLA_HDRLEN);
     off += align4(len);
   }
   return out;

@@ -95,14 +95,21 @@ export interface IpvsSyncDaemon {
  * for pure tests. Every failure is a KernelError carrying errno; a kernel without IPVS raises
  * FeatureMissingError.
  */
+/** Options of the list calls. */
+export interface IpvsListOptions {
+  /** Decode the 64-bit counters (default true); observers that compare only configuration skip them. */
+  stats?: boolean | undefined;
+}
+
 export interface IpvsClient {
   info(): Promise<IpvsInfo>;
-  listServices(): Promise<IpvsService[]>;
+  listServices(opts?: IpvsListOptions): Promise<IpvsService[]>;
   getService(key: IpvsServiceKey): Promise<IpvsService | undefined>;
   addService(spec: IpvsServiceSpec): Promise<void>;
   editService(spec: IpvsServiceSpec): Promise<void>;
   deleteService(key: IpvsServiceKey): Promise<void>;
-  listDestinations(key: IpvsServiceKey): Promise<IpvsDest[]>;
+  /** The destinations of a service (empty when the service does not exist). */
+  listDestinations(key: IpvsServiceKey, opts?: IpvsListOptions): Promise<IpvsDest[]>;
   addDestination(key: IpvsServiceKey, dest: IpvsDestSpec): Promise<void>;
   editDestination(key: IpvsServiceKey, dest: IpvsDestSpec): Promise<void>;
   deleteDestination(key: IpvsServiceKey, dest: { address: string; port: number; family: IpvsFamily }): Promise<void>;

@@ -34,12 +34,21 @@ function lookup<T>(map: Map<number, T>, n: number | undefined, what: string): T 
   return v;
 }
 
-/** union nf_inet_addr: 16 bytes, an IPv4 address in the first 4. */
+// Bulk loads repeat the same few thousand addresses: parsing their text dominates otherwise.
+const ADDR_CACHE: Record<IpvsFamily, Map<string, Buffer>> = { inet: new Map(), inet6: new Map() };
+const ADDR_CACHE_MAX = 8192;
+
+/** union nf_inet_addr: 16 bytes, an IPv4 address in the first 4. The result is shared: never modify it. */
 export function addrToWire(address: string, family: IpvsFamily): Buffer {
+  const cache = ADDR_CACHE[family];
+  const cached = cache.get(address);
+  if (cached) return cached;
   const b = ipToBytes(address);
   if ((family === 'inet') !== (b.length === 4)) throw new TypeError(`address ${address} is not of family ${family}`);
   const out = Buffer.alloc(16);
   b.copy(out);
+  if (cache.size >= ADDR_CACHE_MAX) cache.clear();
+  cache.set(address, out);
   return out;
 }
 

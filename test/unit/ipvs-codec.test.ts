@@ -179,6 +179,12 @@ test('kernel dump replies decode to what ipvsadm -Ln printed', () => {
     [{ family: 'inet', fwmark: 42 }, 'sh', 0x1 | 0x10, 120, 0xffffffff],
   ]);
   assert.equal(services[0]!.stats?.connections, 0n);
+  // Without stats: the same configuration, no counters.
+  const lean = replies.length && messages(c.received).filter((m) => m.type === fam).map((m) => decode(m, { stats: false }))
+    .filter((m) => m.cmd === 'NEW_SERVICE').map((m) => serviceFromWire(m.attrs.service!)).sort((a, b) => order(a.key).localeCompare(order(b.key)));
+  assert.ok(lean);
+  assert.deepEqual(lean.map((s) => s.stats), [undefined, undefined, undefined]);
+  assert.deepEqual(lean.map(({ stats: _s, ...rest }) => rest), services.map(({ stats: _s, ...rest }) => rest));
   const dests = replies.filter((m) => m.cmd === 'NEW_DEST').map((m) => destFromWire(m.attrs.dest!, 'inet'));
   assert.deepEqual(dests.map((d) => [d.address, d.port, d.forward, d.weight, d.family]).sort(), [
     ['10.0.1.1', 8080, 'masq', 3, 'inet'],
