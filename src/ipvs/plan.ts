@@ -31,6 +31,8 @@ interface StepBase {
   /** The service's name (or its kernel key for an owned service no longer desired). */
   service: string;
   key: IpvsServiceKey;
+  /** keyString(key), computed once. */
+  keyText: string;
   description: string;
 }
 export type Step =
@@ -117,11 +119,11 @@ export function plan(
   // Owned services no longer desired.
   for (const [k, obs] of observed) {
     if (!owned.has(k) || wanted.has(k)) continue;
-    steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, previous: obs, description: `- service ${k}` });
+    steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, keyText: k, previous: obs, description: `- service ${k}` });
   }
   for (const [k, want] of wanted) {
     const obs = observed.get(k);
-    const base = { service: want.name, key: want.spec.key };
+    const base = { service: want.name, key: want.spec.key, keyText: k };
     if (!obs) {
       steps.push({ ...base, kind: 'add-service', spec: want.spec, description: `+ service ${want.name} ${fmtService(want.spec)}` });
       for (const d of want.dests)
@@ -155,7 +157,7 @@ export function plan(
 }
 
 function removeDest(
-  base: { service: string; key: IpvsServiceKey },
+  base: { service: string; key: IpvsServiceKey; keyText: string },
   name: string, k: string, o: ObservedDest, drain: boolean, record: DrainRecord | undefined, now: number,
 ): Step[] {
   const id = destId(o);
@@ -195,7 +197,7 @@ export function applyToObservedInPlace(out: Map<string, ObservedIpvsService>, st
     return copy;
   };
   for (const step of steps) {
-    const k = keyString(step.key);
+    const k = step.keyText;
     switch (step.kind) {
       case 'add-service': out.set(k, { spec: serviceSpecOnly(step.spec), dests: [] }); copied.add(k); break;
       case 'edit-service': touch(k).spec = serviceSpecOnly(step.spec); break;

@@ -147,7 +147,7 @@ export class IpvsReconciler implements Dataplane {
       const steps: Step[] = [];
       for (const k of this.owned) {
         const obs = observed.get(k);
-        if (obs) steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, previous: obs, description: `- service ${k}` });
+        if (obs) steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, keyText: k, previous: obs, description: `- service ${k}` });
       }
       await applySteps(this.client, steps);
       this.owned.clear();
@@ -272,7 +272,7 @@ export class IpvsReconciler implements Dataplane {
     }
     const drift = steps
       .filter((s) => {
-        const k = keyString(s.key);
+        const k = s.keyText;
         const was = this.lastDesired.get(k);
         if (s.kind === 'drain-dest' || s.kind === 'delete-dest') return false;
         return was !== undefined && was.fingerprint === desired.get(k)?.fingerprint && this.owned.has(k);
@@ -286,7 +286,7 @@ export class IpvsReconciler implements Dataplane {
     if (opts.dryRun) return result;
 
     // Own first, then add: a crash in between leaves an owned key without a service, never the reverse.
-    const adding = steps.filter((s) => s.kind === 'add-service').map((s) => keyString(s.key));
+    const adding = steps.filter((s) => s.kind === 'add-service').map((s) => s.keyText);
     for (const k of adding) if (!this.owned.has(k)) { this.owned.add(k); dirty = true; }
     if (dirty) this.save();
 
@@ -312,7 +312,7 @@ export class IpvsReconciler implements Dataplane {
     // must not make the next small change re-read everything).
     if (full) this.lastFullRead = this.now();
     dirty = false;
-    for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(keyString(s.key))) dirty = true;
+    for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(s.keyText)) dirty = true;
     if (this.trackDrains(desired, scope, now)) dirty = true;
     if (dirty) this.save();
     if (drift.length > 0) this.log.warn({ drift }, `repaired ${drift.length} IPVS change(s) made outside Fulcrum`);
