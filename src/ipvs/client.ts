@@ -12,7 +12,7 @@
  */
 import { RawNetlinkSocket } from 'netlink';
 import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
-import { IPVS_GENL_NAME, decode, encode, type IpvsCmd, type IpvsWireMessage } from './codec.js';
+import { IPVS_GENL_NAME, decodePayload, encode, type IpvsCmd, type IpvsWireMessage } from './codec.js';
 import { describeKey, ipvsKernelError, opText, type IpvsOpContext } from './errors.js';
 import {
   GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
@@ -371,7 +371,9 @@ export class NetlinkIpvsClient implements IpvsClient {
 
   private async send(msg: IpvsWireMessage, ctx: IpvsOpContext, opts: IpvsListOptions = {}, via: Transport = this.transport): Promise<IpvsWireMessage[]> {
     const replies = await via.requestMessage(encode(msg, { family: this.familyId, seq: 0 }), ctx, NO_REPLY.has(msg.cmd));
-    return replies.filter((m) => m.type === this.familyId).map((m) => decode(m, opts));
+    const out: IpvsWireMessage[] = [];
+    for (const m of replies) if (m.type === this.familyId) out.push(decodePayload(m.payload, opts));
+    return out;
   }
 
   async info(): Promise<IpvsInfo> {

@@ -90,17 +90,17 @@ export interface IpvsSyncDaemon {
   group?: string | undefined;
 }
 
-/**
- * The one way into IPVS. Implemented over generic netlink (family "IPVS"); a fake implements it
- * for pure tests. Every failure is a KernelError carrying errno; a kernel without IPVS raises
- * FeatureMissingError.
- */
 /** Options of the list calls. */
 export interface IpvsListOptions {
   /** Decode the 64-bit counters (default true); observers that compare only configuration skip them. */
   stats?: boolean | undefined;
 }
 
+/**
+ * The one way into IPVS. Implemented over generic netlink (family "IPVS"); a fake implements it
+ * for pure tests. Every failure is a KernelError carrying errno; a kernel without IPVS raises
+ * FeatureMissingError.
+ */
 export interface IpvsClient {
   info(): Promise<IpvsInfo>;
   listServices(opts?: IpvsListOptions): Promise<IpvsService[]>;
