@@ -359,8 +359,9 @@ export class IpvsReconciler implements Dataplane {
   }
 
   private async readAll(): Promise<Map<string, ObservedIpvsService>> {
-    const services = await this.client.listServices();
-    const dests = await listDestinationsOf(this.client, services.map((s) => s.key));
+    // Planning compares configuration and connection counts only: skip decoding the counters.
+    const services = await this.client.listServices({ stats: false });
+    const dests = await listDestinationsOf(this.client, services.map((s) => s.key), { stats: false });
     const out = new Map<string, ObservedIpvsService>();
     services.forEach((s, i) => out.set(keyString(s.key), { spec: serviceSpecOnly(s), dests: dests[i]!.map(observedDest) }));
     return out;
@@ -375,7 +376,7 @@ export class IpvsReconciler implements Dataplane {
     // Gets pipeline; the destination dumps go one at a time (one dump per socket).
     const specs = await mapWindowed(list, ({ key }) => this.client.getService(key));
     const present = list.filter((_, i) => specs[i] !== undefined);
-    const dests = await listDestinationsOf(this.client, present.map((x) => x.key));
+    const dests = await listDestinationsOf(this.client, present.map((x) => x.key), { stats: false });
     const got = new Map(present.map((x, i) => [x.k, dests[i]!]));
     const gotSpec = new Map(list.map((x, i) => [x.k, specs[i]]));
     for (const { k } of list) {
