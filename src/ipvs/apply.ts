@@ -1,7 +1,6 @@
 import { FulcrumError, isFulcrumError } from '../errors.js';
 import type { IpvsClient } from './types.js';
 import type { Step } from './plan.js';
-import { keyString } from './convert.js';
 
 /**
  * The executor: runs planned steps against an IpvsClient and, when one fails, undoes the steps
@@ -12,8 +11,8 @@ import { keyString } from './convert.js';
  * additions, (3) destination additions. Within a phase no step depends on another.
  */
 
-/** How many requests each phase keeps in flight. */
-const WINDOW = 512;
+/** How many requests the executor hands the client at once (the client bounds what is in flight). */
+const WINDOW = 8192;
 
 function phaseOf(step: Step): 0 | 1 | 2 {
   switch (step.kind) {
@@ -111,8 +110,8 @@ async function rollback(client: IpvsClient, applied: Step[], step: Step, cause: 
   // Newest phase first; within a phase the steps are independent, so they can be pipelined.
   const byPhase: Step[][] = [[], [], []];
   // A destination added to a service that is itself being removed again goes with it.
-  const addedServices = new Set(applied.filter((s) => s.kind === 'add-service').map((s) => keyString(s.key)));
-  for (const s of applied) if (!(s.kind === 'add-dest' && addedServices.has(keyString(s.key)))) byPhase[phaseOf(s)]!.push(s);
+  const addedServices = new Set(applied.filter((s) => s.kind === 'add-service').map((s) => s.keyText));
+  for (const s of applied) if (!(s.kind === 'add-dest' && addedServices.has(s.keyText))) byPhase[phaseOf(s)]!.push(s);
   for (const phase of byPhase.reverse()) {
     const settled = await Promise.allSettled(phase.map((s) => undoStep(client, s)));
     settled.forEach((r, i) => {

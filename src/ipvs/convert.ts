@@ -1,5 +1,5 @@
 import type { Service } from '../model/schema.js';
-import { canonicalIp, formatEndpoint, ipToBytes, ipv4MaskToPrefix } from '../model/net.js';
+import { canonicalIp, ipv4MaskToPrefix } from '../model/net.js';
 import type { IpvsDestSpec, IpvsForward, IpvsServiceKey, IpvsServiceSpec } from './types.js';
 
 /**
@@ -36,10 +36,17 @@ export function serviceKeyOf(svc: Service): IpvsServiceKey {
   return { family: svc.family, protocol: svc.protocol, address: canonicalIp(svc.address ?? ''), port: svc.port ?? 0 };
 }
 
+// Addresses reaching these helpers are canonical already (the model canonicalises its input, the
+// codec formats kernel bytes canonically), so they are only bracketed, not re-parsed: they run
+// for every step of a 100k-step plan.
+function endpointText(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", "fwmark 7 inet": the same text as model serviceKey(). */
 export function keyString(key: IpvsServiceKey): string {
   if (key.fwmark !== undefined) return `fwmark ${key.fwmark} ${key.family}`;
-  return `${key.protocol} ${formatEndpoint(canonicalIp(key.address), key.port)}`;
+  return `${key.protocol} ${endpointText(key.address, key.port)}`;
 }
 
 export function serviceSpecOf(svc: Service): IpvsServiceSpec {
@@ -97,7 +104,7 @@ export function desiredOf(svc: Service): DesiredIpvsService {
 
 /** "10.0.1.1:80" / "[2001:db8::2]:80": a destination's identity within its service. */
 export function destId(d: { address: string; port: number }): string {
-  return formatEndpoint(canonicalIp(d.address), d.port);
+  return endpointText(d.address, d.port);
 }
 
 /** Service attributes the kernel lets us edit in place, normalised for comparison. */
@@ -129,7 +136,7 @@ export function sameDest(a: IpvsDestSpec, b: IpvsDestSpec): boolean {
 /** Only the fields of a destination spec (drops counters of an observed IpvsDest). */
 export function destSpecOnly(d: IpvsDestSpec): IpvsDestSpec {
   const out: IpvsDestSpec = {
-    address: canonicalIp(d.address), port: d.port, family: d.family, forward: d.forward, weight: d.weight,
+    address: d.address, port: d.port, family: d.family, forward: d.forward, weight: d.weight,
     upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold,
   };
   if (d.forward === 'tunnel') {
@@ -145,9 +152,4 @@ export function serviceSpecOnly(s: IpvsServiceSpec): IpvsServiceSpec {
   const out: IpvsServiceSpec = { key: s.key, scheduler: s.scheduler, flags: s.flags & SVC_F_USER_MASK, timeout: s.timeout, netmask: s.netmask };
   if (s.pe) out.pe = s.pe;
   return out;
-}
-
-/** Sort order helper: addresses as big-endian byte strings. */
-export function addressBytes(address: string): Buffer {
-  return ipToBytes(address);
 }

@@ -31,6 +31,8 @@ interface StepBase {
   /** The service's name (or its kernel key for an owned service no longer desired). */
   service: string;
   key: IpvsServiceKey;
+  /** keyString(key), computed once. */
+  keyText: string;
   description: string;
 }
 export type Step =
@@ -117,11 +119,11 @@ export function plan(
   // Owned services no longer desired.
   for (const [k, obs] of observed) {
     if (!owned.has(k) || wanted.has(k)) continue;
-    steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, previous: obs, description: `- service ${k}` });
+    steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, keyText: k, previous: obs, description: `- service ${k}` });
   }
   for (const [k, want] of wanted) {
     const obs = observed.get(k);
-    const base = { service: want.name, key: want.spec.key };
+    const base = { service: want.name, key: want.spec.key, keyText: k };
     if (!obs) {
       steps.push({ ...base, kind: 'add-service', spec: want.spec, description: `+ service ${want.name} ${fmtService(want.spec)}` });
       for (const d of want.dests)
@@ -155,7 +157,7 @@ export function plan(
 }
 
 function removeDest(
-  base: { service: string; key: IpvsServiceKey },
+  base: { service: string; key: IpvsServiceKey; keyText: string },
   name: string, k: string, o: ObservedDest, drain: boolean, record: DrainRecord | undefined, now: number,
 ): Step[] {
   const id = destId(o);
@@ -179,18 +181,25 @@ function removeDest(
  * planner's property tests use it). Pure: returns a new map.
  */
 export function applyToObserved(observed: ReadonlyMap<string, ObservedIpvsService>, steps: readonly Step[]): Map<string, ObservedIpvsService> {
-  const out = new Map(observed);
+  return applyToObservedInPlace(new Map(observed), steps);
+}
+
+/** The same, updating `out` itself (its service entries are still copied before they change). */
+export function applyToObservedInPlace(out: Map<string, ObservedIpvsService>, steps: readonly Step[]): Map<string, ObservedIpvsService> {
+  const copied = new Set<string>(); // copy each touched service once (copy on write)
   const touch = (k: string): ObservedIpvsService => {
     const s = out.get(k);
     if (!s) throw new Error(`applyToObserved: no service ${k}`);
+    if (copied.has(k)) return s;
     const copy = { spec: s.spec, dests: [...s.dests] };
     out.set(k, copy);
+    copied.add(k);
     return copy;
   };
   for (const step of steps) {
-    const k = keyString(step.key);
+    const k = step.keyText;
     switch (step.kind) {
-      case 'add-service': out.set(k, { spec: serviceSpecOnly(step.spec), dests: [] }); break;
+      case 'add-service': out.set(k, { spec: serviceSpecOnly(step.spec), dests: [] }); copied.add(k); break;
       case 'edit-service': touch(k).spec = serviceSpecOnly(step.spec); break;
       case 'delete-service': out.delete(k); break;
       case 'add-dest': touch(k).dests.push({ ...destSpecOnly(step.dest), activeConnections: 0, inactiveConnections: 0 }); break;

@@ -3,7 +3,7 @@ import type { Service } from '../model/schema.js';
 import type { Counters, Dataplane, DrainStatus, ReconcileResult, ServiceStats } from '../dataplane/types.js';
 import type { IpvsClient, IpvsDest, IpvsServiceKey, IpvsStats } from './types.js';
 import { desiredOf, destId, keyString, serviceSpecOnly, destSpecOnly, type DesiredIpvsService } from './convert.js';
-import { applyToObserved, drainId, foreignKeys, plan, type DrainRecord, type ObservedIpvsService, type Step } from './plan.js';
+import { applyToObserved, applyToObservedInPlace, drainId, foreignKeys, plan, type DrainRecord, type ObservedIpvsService, type Step } from './plan.js';
 import { applySteps } from './apply.js';
 import { OwnershipStore } from './ownership.js';
 import { listDestinationsOf } from './read.js';
@@ -147,7 +147,7 @@ export class IpvsReconciler implements Dataplane {
       const steps: Step[] = [];
       for (const k of this.owned) {
         const obs = observed.get(k);
-        if (obs) steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, previous: obs, description: `- service ${k}` });
+        if (obs) steps.push({ kind: 'delete-service', service: k, key: obs.spec.key, keyText: k, previous: obs, description: `- service ${k}` });
       }
       await applySteps(this.client, steps);
       this.owned.clear();
@@ -165,6 +165,38 @@ export class IpvsReconciler implements Dataplane {
     return next;
   }
 
+  /**
+   * The desired services by key, and the keys whose desired spec differs from the last reconcile.
+   * Services are immutable specs, so an unchanged object at the same index is unchanged: with a
+   * few replaced objects this costs a pass of identity checks and a Map copy, not a re-conversion.
+   */
+  private desiredMap(input: readonly Service[]): { desired: Map<string, DesiredEntry>; changed: Set<string> } {
+    const last = this.lastInput;
+    const changed = new Set<string>();
+    if (last && last.length === input.length) {
+      const idx: number[] = [];
+      for (let i = 0; i < input.length; i++) if (input[i] !== last[i]) idx.push(i);
+      if (idx.length <= input.length / 4) {
+        const desired = new Map(this.lastDesired);
+        for (const i of idx) desired.delete(this.entryOf(last[i]!).key);
+        for (const i of idx) { const e = this.entryOf(input[i]!); desired.set(e.key, e); }
+        for (const i of idx) {
+          const before = this.entryOf(last[i]!), after = this.entryOf(input[i]!);
+          if (before.key !== after.key || before.fingerprint !== after.fingerprint) {
+            if (desired.get(before.key)?.fingerprint !== this.lastDesired.get(before.key)?.fingerprint) changed.add(before.key);
+            if (this.lastDesired.get(after.key)?.fingerprint !== after.fingerprint) changed.add(after.key);
+          }
+        }
+        return { desired, changed };
+      }
+    }
+    const desired = new Map<string, DesiredEntry>();
+    for (const svc of input) { const e = this.entryOf(svc); desired.set(e.key, e); }
+    for (const [k, e] of desired) if (this.lastDesired.get(k)?.fingerprint !== e.fingerprint) changed.add(k);
+    for (const k of this.lastDesired.keys()) if (!desired.has(k)) changed.add(k);
+    return { desired, changed };
+  }
+
   private entryOf(svc: Service): DesiredEntry {
     let e = this.converted.get(svc);
     if (!e) {
@@ -175,16 +207,12 @@ export class IpvsReconciler implements Dataplane {
     return e;
   }
 
-  private async run(input: readonly Service[], opts: { dryRun: boolean; scope?: Set<string> }): Promise<IpvsReconcileResult> {
+  private async run(input: readonly Service[], opts: { dryRun: boolean; scope?: Set<string>; forceFull?: boolean }): Promise<IpvsReconcileResult> {
     const now = this.now();
-    const desired = new Map<string, DesiredEntry>();
-    for (const svc of input) {
-      const e = this.entryOf(svc);
-      desired.set(e.key, e);
-    }
-    let unchanged = this.lastInput !== undefined && desired.size === this.lastDesired.size;
-    if (unchanged) for (const [k, e] of desired) if (this.lastDesired.get(k)?.fingerprint !== e.fingerprint) { unchanged = false; break; }
-    const full = opts.scope === undefined && (this.observed === undefined || unchanged || now - this.lastFullRead >= this.resyncMs);
+    const { desired, changed } = this.desiredMap(input);
+    const unchanged = this.lastInput !== undefined && changed.size === 0;
+    const full = opts.scope === undefined &&
+      (opts.forceFull === true || this.observed === undefined || unchanged || now - this.lastFullRead >= this.resyncMs);
 
     let scope: Set<string> | undefined;
     let observed: Map<string, ObservedIpvsService>;
@@ -192,27 +220,43 @@ export class IpvsReconciler implements Dataplane {
       observed = await this.readAll();
       this.lastFullRead = now;
     } else {
-      scope = new Set(opts.scope ?? []);
-      if (!opts.scope) {
-        for (const [k, e] of desired) if (this.lastDesired.get(k)?.fingerprint !== e.fingerprint) scope.add(k);
-        for (const k of this.lastDesired.keys()) if (!desired.has(k)) scope.add(k);
-        for (const r of this.drainRecords.values()) scope.add(r.key);
-      }
       const base = this.observed ?? new Map<string, ObservedIpvsService>();
-      const keyFor = (k: string) => base.get(k)?.spec.key ?? desired.get(k)?.d.spec.key ?? this.lastDesired.get(k)?.d.spec.key;
-      observed = await this.readSome(base, scope, keyFor);
+      if (opts.scope) {
+        // Drain polling: re-read the services with draining backends (their connection counts).
+        scope = opts.scope;
+        const keyFor = (k: string) => base.get(k)?.spec.key ?? desired.get(k)?.d.spec.key ?? this.lastDesired.get(k)?.d.spec.key;
+        observed = await this.readSome(base, scope, keyFor);
+      } else {
+        // Desired changed for a few services: plan them against the state the last apply left
+        // (no kernel reads at all). If the kernel drifted meanwhile, the apply fails cleanly
+        // (ENOENT/ESRCH/EEXIST, rolled back) and we re-read everything and plan again.
+        scope = changed;
+        observed = base;
+        // A backend leaving a service may drain: that needs its live connection count.
+        const losing = new Set<string>();
+        if (this.drainEnabled) {
+          for (const k of scope) {
+            const obs = base.get(k), want = desired.get(k);
+            if (!obs || !want) continue;
+            const ids = new Set(want.d.dests.map(destId));
+            if (obs.dests.some((d) => !ids.has(destId(d)))) losing.add(k);
+          }
+        }
+        if (losing.size > 0) observed = await this.readSome(base, losing, (k) => base.get(k)?.spec.key);
+      }
     }
     this.observed = observed;
 
     // An owned key with no kernel service and no desire is a leftover of a crash or of an external delete.
     const inScope = (k: string) => scope === undefined || scope.has(k);
     let dirty = false;
-    for (const k of [...this.owned]) {
-      if (inScope(k) && !observed.has(k) && !desired.has(k) && !opts.dryRun) { this.owned.delete(k); dirty = true; }
+    for (const k of scope ? [...scope] : [...this.owned]) {
+      if (this.owned.has(k) && !observed.has(k) && !desired.has(k) && !opts.dryRun) { this.owned.delete(k); dirty = true; }
     }
 
     const planDesired: DesiredIpvsService[] = [];
-    for (const [k, e] of desired) if (inScope(k)) planDesired.push(e.d);
+    if (scope) for (const k of scope) { const e = desired.get(k); if (e) planDesired.push(e.d); }
+    else for (const e of desired.values()) planDesired.push(e.d);
     let planObserved: ReadonlyMap<string, ObservedIpvsService> = observed;
     if (scope) {
       const sub = new Map<string, ObservedIpvsService>();
@@ -228,7 +272,7 @@ export class IpvsReconciler implements Dataplane {
     }
     const drift = steps
       .filter((s) => {
-        const k = keyString(s.key);
+        const k = s.keyText;
         const was = this.lastDesired.get(k);
         if (s.kind === 'drain-dest' || s.kind === 'delete-dest') return false;
         return was !== undefined && was.fingerprint === desired.get(k)?.fingerprint && this.owned.has(k);
@@ -242,7 +286,7 @@ export class IpvsReconciler implements Dataplane {
     if (opts.dryRun) return result;
 
     // Own first, then add: a crash in between leaves an owned key without a service, never the reverse.
-    const adding = steps.filter((s) => s.kind === 'add-service').map((s) => keyString(s.key));
+    const adding = steps.filter((s) => s.kind === 'add-service').map((s) => s.keyText);
     for (const k of adding) if (!this.owned.has(k)) { this.owned.add(k); dirty = true; }
     if (dirty) this.save();
 
@@ -254,12 +298,21 @@ export class IpvsReconciler implements Dataplane {
       if (incomplete === 0) for (const k of adding) if (!observed.has(k)) this.owned.delete(k);
       this.save();
       this.observed = undefined; // read everything next time
+      const errno = (e as { errno?: number }).errno;
+      if (!full && opts.scope === undefined && incomplete === 0 && (errno === 2 || errno === 3 || errno === 17)) {
+        // The cached view was stale (someone changed the kernel): plan again from a full read.
+        return this.run(input, { ...opts, forceFull: true });
+      }
       throw e;
     }
 
-    this.observed = applyToObserved(observed, steps);
+    // `observed` is ours alone (a fresh read or the previous cache): update it in place.
+    this.observed = applyToObservedInPlace(observed, steps);
+    // A plan from a full read, applied without error, is exactly the kernel now (a long apply
+    // must not make the next small change re-read everything).
+    if (full) this.lastFullRead = this.now();
     dirty = false;
-    for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(keyString(s.key))) dirty = true;
+    for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(s.keyText)) dirty = true;
     if (this.trackDrains(desired, scope, now)) dirty = true;
     if (dirty) this.save();
     if (drift.length > 0) this.log.warn({ drift }, `repaired ${drift.length} IPVS change(s) made outside Fulcrum`);
@@ -306,8 +359,9 @@ export class IpvsReconciler implements Dataplane {
   }
 
   private async readAll(): Promise<Map<string, ObservedIpvsService>> {
-    const services = await this.client.listServices();
-    const dests = await listDestinationsOf(this.client, services.map((s) => s.key));
+    // Planning compares configuration and connection counts only: skip decoding the counters.
+    const services = await this.client.listServices({ stats: false });
+    const dests = await listDestinationsOf(this.client, services.map((s) => s.key), { stats: false });
     const out = new Map<string, ObservedIpvsService>();
     services.forEach((s, i) => out.set(keyString(s.key), { spec: serviceSpecOnly(s), dests: dests[i]!.map(observedDest) }));
     return out;
@@ -322,7 +376,7 @@ export class IpvsReconciler implements Dataplane {
     // Gets pipeline; the destination dumps go one at a time (one dump per socket).
     const specs = await mapWindowed(list, ({ key }) => this.client.getService(key));
     const present = list.filter((_, i) => specs[i] !== undefined);
-    const dests = await listDestinationsOf(this.client, present.map((x) => x.key));
+    const dests = await listDestinationsOf(this.client, present.map((x) => x.key), { stats: false });
     const got = new Map(present.map((x, i) => [x.k, dests[i]!]));
     const gotSpec = new Map(list.map((x, i) => [x.k, specs[i]]));
     for (const { k } of list) {

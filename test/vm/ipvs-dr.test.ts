@@ -37,8 +37,12 @@ test('DR: backends holding the VIP on lo answer the client directly; rr alternat
   assert.deepEqual(new Set(answers), new Set(['backend1', 'backend2']), answers.join(','));
   for (let i = 1; i < answers.length; i++) assert.notEqual(answers[i], answers[i - 1], answers.join(','));
   // The replies bypassed the LB: IPVS saw packets in, none out (DR forwards one way).
-  const stats = await r.stats();
-  const web = stats.find((s) => s.service === 'web')!;
+  // The kernel folds per-CPU counters into the totals it reports on its estimator tick (2 s).
+  let web = (await r.stats()).find((s) => s.service === 'web')!;
+  for (let i = 0; i < 20 && web.totals.packetsIn === 0n; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    web = (await r.stats()).find((s) => s.service === 'web')!;
+  }
   assert.ok(web.totals.packetsIn > 0n, 'packets in');
   assert.equal(web.totals.packetsOut, 0n, 'DR replies never cross the LB');
 });
