@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=docs/examples/ipvs-demo.yaml
-STATE=/tmp/fulcrum-demo-state
 TOOL=dist/test/helpers/http-tool.js
 fulcrum() { node dist/src/cli/main.js "$@"; }
 
@@ -32,19 +31,42 @@ for i in 1 2 3; do
   for _ in $(seq 1 100); do grep -q listening "/tmp/demo-be$i.log" && break; sleep 0.2; done
 done
 
-echo "== fulcrum ipvs reconcile --config $CONFIG (the diff it applied)"
-fulcrum ipvs reconcile --config "$CONFIG" --state-dir "$STATE"
-echo "== again: nothing to do"
-fulcrum ipvs reconcile --config "$CONFIG" --state-dir "$STATE"
+DEMO=/tmp/fulcrum-demo
+mkdir -p "$DEMO"
+cat > "$DEMO/agent.yaml" <<EOS
+agent:
+  stateDir: $DEMO/state
+  reconcileIntervalSeconds: 5
+EOS
+TOKEN=(--token-file "$DEMO/state/admin.token")
+show() { node -e 'const a = JSON.parse(require("fs").readFileSync(0, "utf8")); a.forEach((b, i) => console.log(`request ${String(i + 1).padStart(2)} -> ${b}`));'; }
 
-echo "== 20 HTTP requests from the client netns to http://10.77.0.1/ (rr)"
-ip netns exec demo-client node "$TOOL" get http://10.77.0.1/ 20 |
-  node -e 'const a = JSON.parse(require("fs").readFileSync(0, "utf8")); a.forEach((b, i) => console.log(`request ${String(i + 1).padStart(2)} -> ${b}`));'
+echo "== fulcrum agent --config $DEMO/agent.yaml (empty state, API on 127.0.0.1:9180; log in $DEMO/agent.log)"
+fulcrum agent --config "$DEMO/agent.yaml" > "$DEMO/agent.log" 2>&1 &
+AGENT=$!
+for _ in $(seq 1 300); do fulcrum status "${TOKEN[@]}" > /dev/null 2>&1 && break; sleep 0.5; done
+fulcrum status "${TOKEN[@]}"
+
+echo "== fulcrum apply -f $CONFIG --dry-run (the plan, nothing applied)"
+fulcrum apply -f "$CONFIG" --dry-run "${TOKEN[@]}"
+echo "== fulcrum apply -f $CONFIG"
+fulcrum apply -f "$CONFIG" "${TOKEN[@]}"
+
+echo "== 12 HTTP requests from the client netns to http://10.77.0.1/ (rr)"
+ip netns exec demo-client node "$TOOL" get http://10.77.0.1/ 12 | show
 echo "== 8 requests to http://10.77.0.1:8080/ (wrr 3:1)"
-ip netns exec demo-client node "$TOOL" get http://10.77.0.1:8080/ 8 |
-  node -e 'const a = JSON.parse(require("fs").readFileSync(0, "utf8")); a.forEach((b, i) => console.log(`request ${String(i + 1).padStart(2)} -> ${b}`));'
+ip netns exec demo-client node "$TOOL" get http://10.77.0.1:8080/ 8 | show
+
+echo "== fulcrum drain web 10.77.2.3:80 (weight 0 now; deleted once idle)"
+fulcrum drain web 10.77.2.3:80 "${TOKEN[@]}"
+echo "== 6 requests to http://10.77.0.1/: backend3 gets none"
+ip netns exec demo-client node "$TOOL" get http://10.77.0.1/ 6 | show
 
 echo "== fulcrum ipvs list"
 fulcrum ipvs list
-echo "== ipvsadm -Ln"
+echo "== ipvsadm -Ln (the independent read-back)"
 ipvsadm -Ln
+
+echo "== SIGTERM to the agent: the kernel table stays, traffic keeps flowing"
+kill -TERM "$AGENT"; wait "$AGENT" || true
+ip netns exec demo-client node "$TOOL" get http://10.77.0.1/ 4 | show
