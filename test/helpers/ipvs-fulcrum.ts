@@ -1,3 +1,4 @@
+import { before, after } from 'node:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,8 @@ import { IpvsReconciler } from '../../src/ipvs/reconciler.js';
 import { openIpvsClient } from '../../src/ipvs/open-client.js';
 import { silentLogger } from '../../src/log.js';
 import { run } from './netns.js';
+import { ipvsSkipReason, resetIpvs } from './ipvs-vm.js';
+import { IpvsLab } from './ipvs-lab.js';
 
 /** Fulcrum's own pieces for VM tests: a reconciler on the real client, the CLI as a child process. */
 
@@ -35,4 +38,35 @@ export function writeConfig(dir: string, list: object[]): string {
 /** `fulcrum ARGS...` in a new node process. */
 export async function fulcrum(...args: string[]): Promise<string> {
   return (await run(process.execPath, [CLI, ...args], { timeoutMs: 120_000 })).stdout;
+}
+
+/**
+ * A lab (client, backends, VIP) plus a reconciler with its own state dir, built before the file's
+ * tests and torn down after them (IPVS reset on both sides). Read `lab` and `r` inside tests.
+ */
+export function labWithReconciler(mode: 'nat' | 'dr', backendCount: number): { skip: string | undefined; readonly lab: IpvsLab; readonly r: IpvsReconciler } {
+  const skip = ipvsSkipReason();
+  let lab: IpvsLab | undefined;
+  let r: IpvsReconciler | undefined;
+  let state: ReturnType<typeof tempDir> | undefined;
+  before(async () => {
+    if (skip) return;
+    await resetIpvs();
+    lab = await IpvsLab.create(mode, backendCount);
+    state = tempDir();
+    r = await reconcilerIn(state.dir);
+  });
+  after(async () => {
+    if (skip) return;
+    await r?.cleanup().catch(() => undefined);
+    await r?.close();
+    await lab?.cleanup();
+    state?.remove();
+    await resetIpvs();
+  });
+  return {
+    skip,
+    get lab() { if (!lab) throw new Error('lab not built'); return lab; },
+    get r() { if (!r) throw new Error('reconciler not opened'); return r; },
+  };
 }
