@@ -19,7 +19,7 @@ import {
   decodeFamilyId, encodeGetFamily, encodeNlmsg, parseNlmsgErr, parseNlmsgs, type NlMessage,
 } from './netlink-wire.js';
 import type {
-  IpvsClient, IpvsDest, IpvsListOptions, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsService, IpvsServiceKey, IpvsServiceSpec,
+  IpvsClient, IpvsDest, IpvsListOptions, IpvsOperation, IpvsOperationResult, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsService, IpvsServiceKey, IpvsServiceSpec,
   IpvsSyncDaemon, IpvsTimeouts,
 } from './types.js';
 import { daemonFromWire, destFromWire, ipvsRequest, serviceFromWire, timeoutsFromWire } from './wire-convert.js';
@@ -47,16 +47,7 @@ export interface IpvsNetlinkOptions {
   timeoutMs?: number;
 }
 
-/** One operation of a batch: the IpvsClient method name and its arguments. */
-export type IpvsOperation =
-  | { op: 'addService'; spec: IpvsServiceSpec }
-  | { op: 'editService'; spec: IpvsServiceSpec }
-  | { op: 'deleteService'; key: IpvsServiceKey }
-  | { op: 'addDestination'; key: IpvsServiceKey; dest: IpvsDestSpec }
-  | { op: 'editDestination'; key: IpvsServiceKey; dest: IpvsDestSpec }
-  | { op: 'deleteDestination'; key: IpvsServiceKey; dest: { address: string; port: number; family: IpvsFamily } };
-
-export type IpvsOperationResult = { ok: true } | { ok: false; error: FulcrumError };
+export type { IpvsOperation, IpvsOperationResult } from './types.js';
 
 interface Pending {
   ctx: IpvsOpContext;

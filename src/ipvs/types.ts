@@ -1,3 +1,5 @@
+import type { FulcrumError } from '../errors.js';
+
 /**
  * Public, kernel-independent IPVS types (what `ipvsadm -Ln` shows). The wire layout lives in the
  * codec; converters between these and the model live beside the reconciler.
@@ -96,6 +98,18 @@ export interface IpvsListOptions {
   stats?: boolean | undefined;
 }
 
+/** One operation of a batch: the IpvsClient method name and its arguments. */
+export type IpvsOperation =
+  | { op: 'addService'; spec: IpvsServiceSpec }
+  | { op: 'editService'; spec: IpvsServiceSpec }
+  | { op: 'deleteService'; key: IpvsServiceKey }
+  | { op: 'addDestination'; key: IpvsServiceKey; dest: IpvsDestSpec }
+  | { op: 'editDestination'; key: IpvsServiceKey; dest: IpvsDestSpec }
+  | { op: 'deleteDestination'; key: IpvsServiceKey; dest: { address: string; port: number; family: IpvsFamily } };
+
+/** The outcome of one batched operation (a failure carries the kernel's errno, as the single calls do). */
+export type IpvsOperationResult = { ok: true } | { ok: false; error: FulcrumError };
+
 /**
  * The one way into IPVS. Implemented over generic netlink (family "IPVS"); a fake implements it
  * for pure tests. Every failure is a KernelError carrying errno; a kernel without IPVS raises
@@ -122,5 +136,10 @@ export interface IpvsClient {
   startDaemon(d: IpvsSyncDaemon): Promise<void>;
   stopDaemon(d: Pick<IpvsSyncDaemon, 'state'>): Promise<void>;
   listDaemons(): Promise<IpvsSyncDaemon[]>;
+  /**
+   * Optional bulk path: runs every operation (pipelined, no promise per operation) and reports each
+   * outcome in order; one failing does not stop the others. Clients without it get one call per operation.
+   */
+  batch?(ops: readonly IpvsOperation[]): Promise<IpvsOperationResult[]>;
   close(): Promise<void>;
 }

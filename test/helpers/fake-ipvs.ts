@@ -1,13 +1,15 @@
-import { KernelError } from '../../src/errors.js';
+import { FulcrumError, KernelError } from '../../src/errors.js';
 import type {
-  IpvsClient, IpvsDest, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsService, IpvsServiceKey, IpvsServiceSpec,
-  IpvsSyncDaemon, IpvsTimeouts,
+  IpvsClient, IpvsDest, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsOperation, IpvsOperationResult, IpvsService, IpvsServiceKey,
+  IpvsServiceSpec, IpvsSyncDaemon, IpvsTimeouts,
 } from '../../src/ipvs/types.js';
 import { destId, keyString } from '../../src/ipvs/convert.js';
 
 /**
  * An in-memory IpvsClient for pure tests: kernel-like errors (EEXIST, ENOENT, ESRCH), call
  * counting, and a hook to make chosen calls fail. Behind the IpvsClient interface only.
+ * It has the optional `batch()` (each operation through the single call of the same name, every
+ * one tried, outcomes in order, as the netlink client's); `withoutBatch()` gives one without it.
  */
 export class FakeIpvsClient implements IpvsClient {
   readonly services = new Map<string, { spec: IpvsServiceSpec; dests: Map<string, IpvsDest> }>();
@@ -90,6 +92,40 @@ export class FakeIpvsClient implements IpvsClient {
     const d = this.services.get(keyString(key))?.dests.get(destId(dest));
     if (!d) throw new Error(`no dest ${destId(dest)}`);
     d.activeConnections = n;
+  }
+
+  /** Batches run so far (each also counts its operations in `calls`). */
+  batches = 0;
+
+  async batch(ops: readonly IpvsOperation[]): Promise<IpvsOperationResult[]> {
+    this.batches++;
+    const out: IpvsOperationResult[] = [];
+    for (const o of ops) {
+      try {
+        await this.run(o);
+        out.push({ ok: true });
+      } catch (e) {
+        out.push({ ok: false, error: e instanceof FulcrumError ? e : new FulcrumError('INTERNAL', String(e)) });
+      }
+    }
+    return out;
+  }
+
+  private run(o: IpvsOperation): Promise<void> {
+    switch (o.op) {
+      case 'addService': return this.addService(o.spec);
+      case 'editService': return this.editService(o.spec);
+      case 'deleteService': return this.deleteService(o.key);
+      case 'addDestination': return this.addDestination(o.key, o.dest);
+      case 'editDestination': return this.editDestination(o.key, o.dest);
+      case 'deleteDestination': return this.deleteDestination(o.key, o.dest);
+    }
+  }
+
+  /** Test hook: this client as one without the optional batch() (the executor's one-call-per-step path). */
+  withoutBatch(): IpvsClient {
+    const client: IpvsClient = this;
+    return new Proxy(client, { get: (t, p) => (p === 'batch' ? undefined : Reflect.get(t, p, t)) });
   }
 
   async flush(): Promise<void> { this.check('flush'); this.services.clear(); }

@@ -86,24 +86,78 @@ test('plan of desired against itself is empty', () => {
   );
 });
 
-test('the executor brings a kernel (fake client) to desired, whatever the starting table', async () => {
-  await fc.assert(
-    fc.asyncProperty(table, table, async (want, have) => {
-      const client = new FakeIpvsClient();
-      for (const s of have) {
-        await client.addService(s.spec);
-        for (const d of s.dests) await client.addDestination(s.spec.key, d);
-      }
-      const observed = observedOf(have);
-      const desired = desiredOf(want);
-      const owned = new Set([...observed.keys(), ...desired.map((d) => keyString(d.spec.key))]);
-      await applySteps(client, plan(desired, observed, owned, { drain: false }));
-      const state = new Map([...client.services].map(([k, v]) => [k, { spec: v.spec, dests: [...v.dests.values()] }]));
-      assertMatches(state, desired, owned);
-    }),
-    { numRuns: 150 },
-  );
-});
+async function kernelOf(have: { spec: IpvsServiceSpec; dests: IpvsDestSpec[] }[]): Promise<FakeIpvsClient> {
+  const client = new FakeIpvsClient();
+  for (const s of have) {
+    await client.addService(s.spec);
+    for (const d of s.dests) await client.addDestination(s.spec.key, d);
+  }
+  return client;
+}
+/** The fake kernel's table in a canonical form (destination order is not part of it). */
+function snapshot(client: FakeIpvsClient): string {
+  return JSON.stringify([...client.services].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, v.spec, [...v.dests].sort(([a], [b]) => a.localeCompare(b))]));
+}
+const OP_OF: Record<Step['kind'], string> = {
+  'add-service': 'addService', 'edit-service': 'editService', 'delete-service': 'deleteService',
+  'add-dest': 'addDestination', 'edit-dest': 'editDestination', 'drain-dest': 'editDestination', 'delete-dest': 'deleteDestination',
+};
+function stepTarget(s: Step): { address: string; port: number } | undefined {
+  return s.kind === 'add-dest' || s.kind === 'edit-dest' || s.kind === 'drain-dest' ? s.dest : s.kind === 'delete-dest' ? s.previous : undefined;
+}
+
+for (const batched of [true, false]) {
+  const mode = batched ? 'batch()' : 'one call per step';
+  test(`the executor brings a kernel (fake client, ${mode}) to desired, whatever the starting table`, async () => {
+    await fc.assert(
+      fc.asyncProperty(table, table, async (want, have) => {
+        const client = await kernelOf(have);
+        const observed = observedOf(have);
+        const desired = desiredOf(want);
+        const owned = new Set([...observed.keys(), ...desired.map((d) => keyString(d.spec.key))]);
+        client.calls.length = 0;
+        await applySteps(batched ? client : client.withoutBatch(), plan(desired, observed, owned, { drain: false }));
+        const state = new Map([...client.services].map(([k, v]) => [k, { spec: v.spec, dests: [...v.dests.values()] }]));
+        assertMatches(state, desired, owned);
+        assert.equal(client.batches > 0, batched && client.calls.length > 0);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test(`a step failing anywhere (${mode}) rolls the kernel back to where it was and names that step with its errno`, async () => {
+    await fc.assert(
+      fc.asyncProperty(table, table, fc.nat(), async (want, have, pick) => {
+        const client = await kernelOf(have);
+        const observed = observedOf(have);
+        const desired = desiredOf(want);
+        const owned = new Set([...observed.keys(), ...desired.map((d) => keyString(d.spec.key))]);
+        const steps = plan(desired, observed, owned, { drain: false });
+        fc.pre(steps.length > 0);
+        const bad = steps[pick % steps.length]!;
+        const before = snapshot(client);
+        let armed = true;
+        client.failWhen = (op, key, dest) => {
+          const hit = armed && op === OP_OF[bad.kind] && key !== undefined && keyString(key) === bad.keyText &&
+            (stepTarget(bad) === undefined || (dest !== undefined && destId(dest) === destId(stepTarget(bad)!)));
+          if (!hit) return undefined;
+          armed = false; // only the step itself fails, not its undo
+          return 22;
+        };
+        await assert.rejects(applySteps(batched ? client : client.withoutBatch(), steps), (e: unknown) => {
+          assert.ok(e instanceof FulcrumError);
+          assert.equal(e.code, 'APPLY_FAILED');
+          assert.equal(e.errno, 22);
+          assert.ok(e.message.startsWith(`step "${bad.description}" failed: `), e.message);
+          assert.match(e.message, /rolled back \d+ applied step/);
+          return true;
+        });
+        assert.equal(snapshot(client), before);
+      }),
+      { numRuns: 150 },
+    );
+  });
+}
 
 const spec = (address: string, scheduler = 'wlc'): IpvsServiceSpec => ({
   key: { family: 'inet', protocol: 'tcp', address, port: 80 }, scheduler, flags: 0, timeout: 0, netmask: 0xffffffff,

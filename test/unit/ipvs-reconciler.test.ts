@@ -21,10 +21,10 @@ function services(weight2 = 1, extra: object[] = []): Service[] {
   }).services;
 }
 
-function setup(opts: { now?: () => number; drainTimeoutMs?: number } = {}) {
+function setup(opts: { now?: () => number; drainTimeoutMs?: number } = {}, batch = true) {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-ipvs-'));
   const client = new FakeIpvsClient();
-  const make = () => new IpvsReconciler({ client, stateDir: dir, logger: silentLogger(), ...opts });
+  const make = () => new IpvsReconciler({ client: batch ? client : client.withoutBatch(), stateDir: dir, logger: silentLogger(), ...opts });
   return { dir, client, make, done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -132,8 +132,8 @@ test('dry run plans without changing the kernel or the ownership record', async 
   } finally { done(); }
 });
 
-test('ownership is on disk before the kernel add; a failing step rolls back, keeps errno and names the step', async () => {
-  const { dir, client, make, done } = setup();
+for (const batch of [true, false]) test(`ownership is on disk before the kernel add; a failing step rolls back, keeps errno and names the step (${batch ? 'batched' : 'one call per step'})`, async () => {
+  const { dir, client, make, done } = setup({}, batch);
   try {
     const r = make();
     await r.reconcile(services());
@@ -158,6 +158,7 @@ test('ownership is on disk before the kernel add; a failing step rolls back, kee
     const ok = await r.reconcile(next);
     assert.equal(ok.fullRead, true, 'after a failure the next reconcile reads the whole kernel');
     assert.ok(client.services.get('tcp 10.0.0.2:80')!.dests.has('10.0.2.2:80'));
+    assert.equal(client.batches > 0, batch, batch ? 'the executor used batch()' : 'no batch() on the client: one call per step');
   } finally { done(); }
 });
 
