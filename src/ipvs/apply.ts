@@ -1,6 +1,7 @@
 import { FulcrumError, isFulcrumError } from '../errors.js';
 import type { IpvsClient, IpvsOperation } from './types.js';
 import type { Step } from './plan.js';
+import { runOperation } from './operation.js';
 
 /**
  * The executor: runs planned steps against an IpvsClient and, when one fails, undoes the steps
@@ -56,15 +57,7 @@ export function stepOperation(step: Step): IpvsOperation {
 
 /** One kernel call per step. */
 export function runStep(client: IpvsClient, step: Step): Promise<void> {
-  const o = stepOperation(step);
-  switch (o.op) {
-    case 'addService': return client.addService(o.spec);
-    case 'editService': return client.editService(o.spec);
-    case 'deleteService': return client.deleteService(o.key);
-    case 'addDestination': return client.addDestination(o.key, o.dest);
-    case 'editDestination': return client.editDestination(o.key, o.dest);
-    case 'deleteDestination': return client.deleteDestination(o.key, o.dest);
-  }
+  return runOperation(client, stepOperation(step));
 }
 
 /** The kernel calls that undo a step that succeeded. */

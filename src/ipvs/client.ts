@@ -23,6 +23,7 @@ import type {
   IpvsSyncDaemon, IpvsTimeouts,
 } from './types.js';
 import { daemonFromWire, destFromWire, ipvsRequest, serviceFromWire, timeoutsFromWire } from './wire-convert.js';
+import { runOperation } from './operation.js';
 
 const NETLINK_GENERIC = 16;
 /** Receive-buffer bytes one request may need for its answers: an error echoing the request, or a reply and an ACK (skb truesize included). */
@@ -503,14 +504,7 @@ export class NetlinkIpvsClient implements IpvsClient {
   }
 
   run(o: IpvsOperation): Promise<void> {
-    switch (o.op) {
-      case 'addService': return this.addService(o.spec);
-      case 'editService': return this.editService(o.spec);
-      case 'deleteService': return this.deleteService(o.key);
-      case 'addDestination': return this.addDestination(o.key, o.dest);
-      case 'editDestination': return this.editDestination(o.key, o.dest);
-      case 'deleteDestination': return this.deleteDestination(o.key, o.dest);
-    }
+    return runOperation(this, o);
   }
 
   async close(): Promise<void> {

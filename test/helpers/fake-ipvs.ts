@@ -4,6 +4,7 @@ import type {
   IpvsServiceSpec, IpvsSyncDaemon, IpvsTimeouts,
 } from '../../src/ipvs/types.js';
 import { destId, keyString } from '../../src/ipvs/convert.js';
+import { runOperation } from '../../src/ipvs/operation.js';
 
 /**
  * An in-memory IpvsClient for pure tests: kernel-like errors (EEXIST, ENOENT, ESRCH), call
@@ -112,14 +113,7 @@ export class FakeIpvsClient implements IpvsClient {
   }
 
   private run(o: IpvsOperation): Promise<void> {
-    switch (o.op) {
-      case 'addService': return this.addService(o.spec);
-      case 'editService': return this.editService(o.spec);
-      case 'deleteService': return this.deleteService(o.key);
-      case 'addDestination': return this.addDestination(o.key, o.dest);
-      case 'editDestination': return this.editDestination(o.key, o.dest);
-      case 'deleteDestination': return this.deleteDestination(o.key, o.dest);
-    }
+    return runOperation(this, o);
   }
 
   /** Test hook: this client as one without the optional batch() (the executor's one-call-per-step path). */
