@@ -1,7 +1,8 @@
 import { FulcrumError } from '../errors.js';
-import { checkInt, closedError, failure } from './check.js';
+import { checkInt, failure } from './check.js';
 import { isPerCpuMapType, MapType, mapTypeName, UpdateFlag, type UpdateMode } from './constants.js';
 import { lib } from './ffi.js';
+import { FdHandle } from './fd-handle.js';
 import { possibleCpus } from './sys.js';
 
 const ENOENT = 2;
@@ -53,24 +54,15 @@ export interface BatchResult {
  * bytes; per-CPU maps take and return one value per possible CPU (lookupPerCpu / updatePerCpu).
  * A map opened from a pin owns its fd (close() closes it); a map of a BpfObject is closed with it.
  */
-export class BpfMap {
-  #fd: number;
+export class BpfMap extends FdHandle {
   #info: MapInfo;
-  readonly #owned: boolean;
-  readonly #what: string;
 
   /** @internal Use BpfObject.map() or openPinnedMap(). */
   constructor(fd: number, owned: boolean, what: string) {
-    this.#fd = fd;
-    this.#owned = owned;
-    this.#what = what;
+    super(fd, owned, what);
     this.#info = readMapInfo(fd);
   }
 
-  get fd(): number {
-    if (this.#fd < 0) throw closedError(this.#what);
-    return this.#fd;
-  }
 
   get info(): MapInfo {
     return { ...this.#info };
@@ -91,21 +83,21 @@ export class BpfMap {
 
   #key(key: Buffer): Buffer {
     if (key.length !== this.#info.keySize) {
-      throw new FulcrumError('INVALID_REQUEST', `${this.#what}: key is ${key.length} bytes, the map's key_size is ${this.#info.keySize}`);
+      throw new FulcrumError('INVALID_REQUEST', `${this.what}: key is ${key.length} bytes, the map's key_size is ${this.#info.keySize}`);
     }
     return key;
   }
 
   #value(value: Buffer): Buffer {
     if (value.length !== this.#info.valueSize) {
-      throw new FulcrumError('INVALID_REQUEST', `${this.#what}: value is ${value.length} bytes, the map's value_size is ${this.#info.valueSize}`);
+      throw new FulcrumError('INVALID_REQUEST', `${this.what}: value is ${value.length} bytes, the map's value_size is ${this.#info.valueSize}`);
     }
     return value;
   }
 
   #requirePerCpu(perCpu: boolean, op: string): void {
     if (perCpu !== this.isPerCpu) {
-      throw new FulcrumError('INVALID_REQUEST', `${this.#what}: ${op} on a ${this.#info.typeName} map; use ${this.isPerCpu ? `${op}PerCpu` : op.replace(/PerCpu$/, '')}`);
+      throw new FulcrumError('INVALID_REQUEST', `${this.what}: ${op} on a ${this.#info.typeName} map; use ${this.isPerCpu ? `${op}PerCpu` : op.replace(/PerCpu$/, '')}`);
     }
   }
 
@@ -115,7 +107,7 @@ export class BpfMap {
     const value = Buffer.alloc(this.#info.valueSize);
     const ret = lib().bpf_map_lookup_elem(this.fd, this.#key(key), value);
     if (ret === -ENOENT) return undefined;
-    checkInt(`bpf_map_lookup_elem(${this.#what})`, ret);
+    checkInt(`bpf_map_lookup_elem(${this.what})`, ret);
     return value;
   }
 
@@ -126,7 +118,7 @@ export class BpfMap {
     const raw = Buffer.alloc(this.perCpuStride * ncpu);
     const ret = lib().bpf_map_lookup_elem(this.fd, this.#key(key), raw);
     if (ret === -ENOENT) return undefined;
-    checkInt(`bpf_map_lookup_elem(${this.#what})`, ret);
+    checkInt(`bpf_map_lookup_elem(${this.what})`, ret);
     return this.#splitPerCpu(raw);
   }
 
@@ -139,7 +131,7 @@ export class BpfMap {
   #joinPerCpu(values: Buffer[]): Buffer {
     const ncpu = possibleCpus();
     if (values.length !== ncpu) {
-      throw new FulcrumError('INVALID_REQUEST', `${this.#what}: ${values.length} per-CPU values given, this machine has ${ncpu} possible CPUs`);
+      throw new FulcrumError('INVALID_REQUEST', `${this.what}: ${values.length} per-CPU values given, this machine has ${ncpu} possible CPUs`);
     }
     const raw = Buffer.alloc(this.perCpuStride * ncpu);
     values.forEach((v, i) => this.#value(v).copy(raw, i * this.perCpuStride));
@@ -148,19 +140,19 @@ export class BpfMap {
 
   update(key: Buffer, value: Buffer, mode: UpdateMode = 'any'): void {
     this.#requirePerCpu(false, 'update');
-    checkInt(`bpf_map_update_elem(${this.#what})`, lib().bpf_map_update_elem(this.fd, this.#key(key), this.#value(value), UpdateFlag[mode]));
+    checkInt(`bpf_map_update_elem(${this.what})`, lib().bpf_map_update_elem(this.fd, this.#key(key), this.#value(value), UpdateFlag[mode]));
   }
 
   updatePerCpu(key: Buffer, values: Buffer[], mode: UpdateMode = 'any'): void {
     this.#requirePerCpu(true, 'updatePerCpu');
-    checkInt(`bpf_map_update_elem(${this.#what})`, lib().bpf_map_update_elem(this.fd, this.#key(key), this.#joinPerCpu(values), UpdateFlag[mode]));
+    checkInt(`bpf_map_update_elem(${this.what})`, lib().bpf_map_update_elem(this.fd, this.#key(key), this.#joinPerCpu(values), UpdateFlag[mode]));
   }
 
   /** Deletes key; false when it was absent. (Array maps cannot delete: EINVAL.) */
   delete(key: Buffer): boolean {
     const ret = lib().bpf_map_delete_elem(this.fd, this.#key(key));
     if (ret === -ENOENT) return false;
-    checkInt(`bpf_map_delete_elem(${this.#what})`, ret);
+    checkInt(`bpf_map_delete_elem(${this.what})`, ret);
     return true;
   }
 
@@ -169,7 +161,7 @@ export class BpfMap {
     const next = Buffer.alloc(this.#info.keySize);
     const ret = lib().bpf_map_get_next_key(this.fd, key ? this.#key(key) : null, next);
     if (ret === -ENOENT) return undefined;
-    checkInt(`bpf_map_get_next_key(${this.#what})`, ret);
+    checkInt(`bpf_map_get_next_key(${this.what})`, ret);
     return next;
   }
 
@@ -214,7 +206,7 @@ export class BpfMap {
         out.values.push(Buffer.from(values.subarray(i * vsz, (i + 1) * vsz)));
       }
       if (ret === -ENOENT) break;
-      checkInt(`bpf_map_lookup_batch(${this.#what})`, ret);
+      checkInt(`bpf_map_lookup_batch(${this.what})`, ret);
       first = false;
     }
     return out;
@@ -222,7 +214,7 @@ export class BpfMap {
 
   #raw(x: Buffer): Buffer {
     const want = this.perCpuStride * possibleCpus();
-    if (x.length !== want) throw new FulcrumError('INVALID_REQUEST', `${this.#what}: a raw per-CPU value is ${want} bytes, got ${x.length}`);
+    if (x.length !== want) throw new FulcrumError('INVALID_REQUEST', `${this.what}: a raw per-CPU value is ${want} bytes, got ${x.length}`);
     return x;
   }
 
@@ -238,14 +230,14 @@ export class BpfMap {
 
   /** Writes all entries with BPF_MAP_UPDATE_BATCH; returns how many were written (all, or it throws). */
   updateBatch(keys: Buffer[], values: Buffer[], mode: UpdateMode = 'any'): number {
-    if (keys.length !== values.length) throw new FulcrumError('INVALID_REQUEST', `${this.#what}: ${keys.length} keys but ${values.length} values`);
+    if (keys.length !== values.length) throw new FulcrumError('INVALID_REQUEST', `${this.what}: ${keys.length} keys but ${values.length} values`);
     if (keys.length === 0) return 0;
     const k = Buffer.concat(keys.map((x) => this.#key(x)));
     // Per-CPU maps take each value as the raw per-CPU array (joinPerCpu / what lookupBatch returns).
     const v = Buffer.concat(values.map((x) => (this.isPerCpu ? this.#raw(x) : this.#value(x))));
     const count = [keys.length];
     const ret = lib().bpf_map_update_batch(this.fd, k, v, count, batchOpts(UpdateFlag[mode]));
-    if (ret < 0) throw failure(`bpf_map_update_batch(${this.#what}) after ${count[0]} of ${keys.length}`, -ret);
+    if (ret < 0) throw failure(`bpf_map_update_batch(${this.what}) after ${count[0]} of ${keys.length}`, -ret);
     return count[0] ?? 0;
   }
 
@@ -255,13 +247,13 @@ export class BpfMap {
     const k = Buffer.concat(keys.map((x) => this.#key(x)));
     const count = [keys.length];
     const ret = lib().bpf_map_delete_batch(this.fd, k, count, batchOpts());
-    if (ret < 0) throw failure(`bpf_map_delete_batch(${this.#what}) after ${count[0]} of ${keys.length}`, -ret);
+    if (ret < 0) throw failure(`bpf_map_delete_batch(${this.what}) after ${count[0]} of ${keys.length}`, -ret);
     return count[0] ?? 0;
   }
 
   /** Prog array: points slot `index` at `prog` for bpf_tail_call (null empties the slot). */
   setTailCall(index: number, prog: { fd: number } | null): void {
-    if (this.#info.type !== MapType.PROG_ARRAY) throw new FulcrumError('INVALID_REQUEST', `${this.#what} is a ${this.#info.typeName} map, not a prog_array`);
+    if (this.#info.type !== MapType.PROG_ARRAY) throw new FulcrumError('INVALID_REQUEST', `${this.what} is a ${this.#info.typeName} map, not a prog_array`);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(index);
     if (prog === null) {
@@ -270,24 +262,11 @@ export class BpfMap {
     }
     const value = Buffer.alloc(4);
     value.writeUInt32LE(prog.fd);
-    checkInt(`bpf_map_update_elem(${this.#what}[${index}])`, lib().bpf_map_update_elem(this.fd, key, value, 0));
+    checkInt(`bpf_map_update_elem(${this.what}[${index}])`, lib().bpf_map_update_elem(this.fd, key, value, 0));
   }
 
-  /** Pins this map at a bpffs path (the map stays alive after every fd is closed). */
-  pin(path: string): void {
-    checkInt(`bpf_obj_pin(${this.#what}, ${path})`, lib().bpf_obj_pin(this.fd, path));
-  }
 
-  close(): void {
-    if (this.#fd < 0) return;
-    if (this.#owned) lib().close(this.#fd);
-    this.#fd = -1;
-  }
 
-  /** @internal the owning object closed: the fd is no longer ours to use. */
-  invalidate(): void {
-    this.#fd = -1;
-  }
 }
 
 function batchOpts(elemFlags = 0): Buffer {

@@ -1,6 +1,7 @@
 import { FulcrumError } from '../errors.js';
-import { checkInt, closedError } from './check.js';
+import { checkInt } from './check.js';
 import { addressOf, lib } from './ffi.js';
+import { FdHandle } from './fd-handle.js';
 
 export interface ProgramInfo {
   /** BPF_PROG_TYPE_* number (6 = XDP). */
@@ -67,23 +68,14 @@ export function xdpContext(packetLength: number, opts: { ingressIfindex?: number
  * A loaded BPF program, by file descriptor. A program of a BpfObject is closed with it; one opened
  * from a pin (openPinnedProgram) owns its fd.
  */
-export class BpfProgram {
-  #fd: number;
-  readonly #owned: boolean;
-  readonly #what: string;
+export class BpfProgram extends FdHandle {
   #info: ProgramInfo | undefined;
 
   /** @internal Use BpfObject.program() or openPinnedProgram(). */
   constructor(fd: number, owned: boolean, what: string) {
-    this.#fd = fd;
-    this.#owned = owned;
-    this.#what = what;
+    super(fd, owned, what);
   }
 
-  get fd(): number {
-    if (this.#fd < 0) throw closedError(this.#what);
-    return this.#fd;
-  }
 
   get info(): ProgramInfo {
     this.#info ??= readProgramInfo(this.fd);
@@ -111,7 +103,7 @@ export class BpfProgram {
     o.writeUInt32LE(opts.ctx?.length ?? 0, 48);
     o.writeUInt32LE(ctxOut?.length ?? 0, 52);
     o.writeInt32LE(repeat, 60);
-    checkInt(`bpf_prog_test_run_opts(${this.#what})`, lib().bpf_prog_test_run_opts(this.fd, o));
+    checkInt(`bpf_prog_test_run_opts(${this.what})`, lib().bpf_prog_test_run_opts(this.fd, o));
     const result: TestRunResult = {
       retval: o.readUInt32LE(56),
       durationNs: o.readUInt32LE(64),
@@ -121,19 +113,6 @@ export class BpfProgram {
     return result;
   }
 
-  /** Pins the program at a bpffs path. */
-  pin(path: string): void {
-    checkInt(`bpf_obj_pin(${this.#what}, ${path})`, lib().bpf_obj_pin(this.fd, path));
-  }
 
-  close(): void {
-    if (this.#fd < 0) return;
-    if (this.#owned) lib().close(this.#fd);
-    this.#fd = -1;
-  }
 
-  /** @internal the owning object closed. */
-  invalidate(): void {
-    this.#fd = -1;
-  }
 }
