@@ -37,6 +37,9 @@ async function setup(): Promise<{ a: Netns; b: Netns; obj: BpfObject; close: () 
 }
 
 const ping = (ns: Netns, to: string) => ns.exec('ping', ['-c', '1', '-W', '1', to], { allowFail: true });
+// After a drop program has eaten ARP, the first echo waits for neighbour resolution, which can take
+// over a second on a loaded host: a "traffic passes" check waits up to 4 s for 3 replies.
+const pingPasses = (ns: Netns, to: string) => ns.exec('ping', ['-c', '3', '-i', '0.5', '-w', '4', to], { allowFail: true });
 
 test('native XDP on a veth in a netns: attach, no-replace guard, atomic replace, detach; read back by bpftool and ip', { skip }, async () => {
   const { a, b, obj, close } = await setup();
@@ -60,7 +63,7 @@ test('native XDP on a veth in a netns: attach, no-replace guard, atomic replace,
     );
     withNetnsSync(b.name, () => attachXdp('eth0', count, { mode: 'native', existing: drop }));
     assert.deepEqual(await xdpOf(b, 'eth0'), [{ mode: 'driver', id: count.id }]);
-    assert.equal((await ping(a, '10.9.0.2')).code, 0, 'after the atomic replace the ping passes');
+    assert.equal((await pingPasses(a, '10.9.0.2')).code, 0, 'after the atomic replace the ping passes');
     const counted = obj.map('pcpu').lookupPerCpu(u32(0))!.reduce((s, v) => s + v.readBigUInt64LE(0), 0n);
     assert.ok(counted >= 1n, `the program saw the packets (${counted})`);
 
@@ -88,7 +91,7 @@ test('generic (skb) XDP: attach, traffic sees it, detach', { skip }, async () =>
       "the kernel's extack reaches the error",
     );
     withNetnsSync(b.name, () => detachXdp('eth0', { mode: 'generic' }));
-    assert.equal((await ping(a, '10.9.0.2')).code, 0);
+    assert.equal((await pingPasses(a, '10.9.0.2')).code, 0, 'after the detach the ping passes');
     assert.deepEqual(await xdpOf(b, 'eth0'), []);
   } finally {
     await close();
