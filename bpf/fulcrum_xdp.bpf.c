@@ -21,13 +21,15 @@
 const volatile __u32 maglev_size = FL_DEFAULT_MAGLEV_SIZE;
 const volatile __u32 max_vips = FL_DEFAULT_MAX_VIPS;
 const volatile __u32 max_backends = FL_DEFAULT_MAX_BACKENDS;
+const volatile __u32 ct_sets = FL_DEFAULT_CONNTRACK_SIZE / FL_CT_WAYS;
 const volatile __u32 hash_seed = 0x9e3779b9;
-const volatile __u64 nexthop_ttl_ns = 1000000000; /* how long a cached FIB result is used */
+const volatile __u64 nexthop_ttl_jiffies = 1000; /* how long a cached FIB result is used (1 s at HZ 1000) */
 
 /* Never read: keeps every shared type and enum of fulcrum_xdp.h in the object's BTF. */
 const volatile struct fl_abi fl_abi_anchor;
 
-/* VIP:port/protocol -> id, mode and live maglev slot. Absent = not ours, XDP_PASS. */
+/* VIP:port/protocol -> id, mode and live maglev slot. Absent = not ours, XDP_PASS. The authority;
+ * vip_index below is a copy for the fast path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FL_DEFAULT_MAX_VIPS);
@@ -35,6 +37,15 @@ struct {
 	__type(value, struct fl_vip_meta);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } vips SEC(".maps");
+
+/* fl_endpoint_hash(VIP) -> that VIP's key and meta, where exactly one VIP has the hash: one array
+ * read instead of a hash lookup (about 30 ns here). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FL_VIP_INDEX_SIZE);
+	__type(key, __u32);
+	__type(value, struct fl_vip_slot);
+} vip_index SEC(".maps");
 
 /* Maglev lookup tables, two slots per VIP: entry ((id*2 + slot) * maglev_size + h) -> backend slot. */
 struct {
@@ -52,15 +63,18 @@ struct {
 	__type(value, struct fl_backend);
 } backends SEC(".maps");
 
-/* Client flow -> backend slot, so established flows keep their backend when the set changes.
- * One hash table for all CPUs, LRU lists per CPU (BPF_F_NO_COMMON_LRU, as Katran): an insert never
- * takes a global lock; each CPU evicts among max_entries / ncpus of its own entries. */
+/*
+ * Client flow -> backend slot, so established flows keep their backend when the set changes.
+ * A set-associative table in an array (FL_CT_WAYS entries per set, the oldest evicted), shared by
+ * all CPUs, so a flow is found whichever CPU its packets (or its nat replies) arrive on. The kernel's
+ * LRU hash costs about 33 ns per lookup and 400-600 ns per insert into a full table on this
+ * machine; a set here costs one inlined array read and at most four key compares.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, FL_DEFAULT_CONNTRACK_SIZE);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct fl_flow_key);
-	__type(value, struct fl_conn);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FL_DEFAULT_CONNTRACK_SIZE / FL_CT_WAYS);
+	__type(key, __u32);
+	__type(value, struct fl_ct_set);
 } conntrack SEC(".maps");
 
 /* nat backend endpoint (address, port, protocol) -> the VIP:port its replies get as their source,
@@ -86,10 +100,10 @@ struct {
 	__type(value, struct fl_rnat);
 } reverse_nat SEC(".maps");
 
-/* Per-CPU counters: [0, max_vips) per VIP, then [max_vips, max_vips + max_backends) per backend. */
+/* Per-CPU counters per VIP id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FL_DEFAULT_MAX_VIPS + FL_DEFAULT_MAX_BACKENDS);
+	__uint(max_entries, FL_DEFAULT_MAX_VIPS);
 	__type(key, __u32);
 	__type(value, struct fl_counters);
 } stats SEC(".maps");
@@ -102,13 +116,14 @@ struct {
 	__type(value, __u64);
 } filter SEC(".maps");
 
-/* Per-CPU next-hop cache per backend slot: saves a bpf_fib_lookup (about 100 ns) per packet. */
+/* Per-CPU state per backend slot: counters, and the next-hop cache that saves a bpf_fib_lookup
+ * (about 100 ns) per packet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FL_DEFAULT_MAX_BACKENDS);
 	__type(key, __u32);
-	__type(value, struct fl_nexthop);
-} nexthop SEC(".maps");
+	__type(value, struct fl_backend_pcpu);
+} backend_pcpu SEC(".maps");
 
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -123,37 +138,41 @@ struct pkt {
 	void *l3;
 	void *l4;
 	__be16 *l4_check;   /* NULL for IPv4 UDP without checksum */
-	struct fl_flow_key flow;
-	__u16 l3_len;       /* IP total length (fib lookup) */
-	__u8 tos;
+	__u32 src_fold;     /* XOR of the address words (fl_endpoint_hash) */
+	__u32 dst_fold;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
 	__u8 vlan;
-	__u8 is_udp;
+	__u8 tos;
+	__u16 l3_len;       /* IP total length (fib lookup) */
+	struct fl_flow_key flow __attribute__((aligned(8))); /* filled by fill_flow() for our packets only */
 };
 
-/* Bob Jenkins' lookup3 final mix (as the kernel's jhash_3words). */
-#define rol32(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
-static __always_inline __u32 jhash_3words(__u32 a, __u32 b, __u32 c, __u32 initval)
+/*
+ * The flow's hash: its Maglev entry (h % maglev_size), conntrack set (high bits) and tag (low 16
+ * bits). Every LB node computes the same value (hash_seed is a shared knob), so they all pick the
+ * same backend. A multiply-xorshift mix of the folded 5-tuple (murmur3's fmix64 constants): even
+ * enough for Maglev and the sets, at a third of jhash's cost.
+ */
+static __always_inline __u32 flow_hash(__u32 src_fold, __u32 dst_fold, __be16 sport, __be16 dport, __u8 proto)
 {
-	a += 0xdeadbeef + initval;
-	b += 0xdeadbeef + initval;
-	c += 0xdeadbeef + initval;
-	c ^= b; c -= rol32(b, 14);
-	a ^= c; a -= rol32(c, 11);
-	b ^= a; b -= rol32(a, 25);
-	c ^= b; c -= rol32(b, 16);
-	a ^= c; a -= rol32(c, 4);
-	b ^= a; b -= rol32(a, 14);
-	c ^= b; c -= rol32(b, 24);
-	return c;
+	__u64 a = ((__u64)src_fold << 32) | dst_fold;
+	__u64 b = ((__u64)(((__u32)sport << 16) | dport) << 32) | (hash_seed ^ proto);
+	__u64 h = a * 0x9e3779b97f4a7c15ULL + b * 0xc4ceb9fe1a85ec53ULL;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (__u32)h;
 }
 
-static __always_inline __u32 flow_hash(const struct fl_flow_key *f)
+/* XOR of the four address words (what fl_endpoint_hash and flow_hash take). */
+static __always_inline __u32 addr_fold(const __u8 *addr)
 {
-	const __u32 *s = (const __u32 *)f->src, *d = (const __u32 *)f->dst;
-	__u32 a = s[0] ^ s[1] ^ s[2] ^ s[3];
-	__u32 b = d[0] ^ d[1] ^ d[2] ^ d[3];
-	__u32 c = ((__u32)f->sport << 16) | f->dport;
-	return jhash_3words(a, b, c, hash_seed ^ f->proto);
+	const __u32 *w = (const __u32 *)addr;
+	return w[0] ^ w[1] ^ w[2] ^ w[3];
 }
 
 /* One's-complement checksum arithmetic on 16-bit words (RFC 1071; byte order does not matter). */
@@ -189,16 +208,20 @@ static __always_inline __u32 csum_delta_addr(__u32 acc, const __u8 *from, const 
 	return acc;
 }
 
+/* Reads the headers up to the ports; -1 for anything the program does not balance. Cheap on
+ * purpose: most packets are not ours and leave after this and one filter read. */
 static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	void *cur = eth + 1;
 	__be16 proto;
+	__be16 *ports;
 
 	if (cur > end)
 		return -1;
 	proto = eth->h_proto;
+	p->vlan = 0;
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
 		struct vlan_hdr_ *vh = cur;
 		if ((void *)(vh + 1) > end)
@@ -215,54 +238,91 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 			return -1;
 		p->l4 = cur + ip->ihl * 4;
-		p->flow.proto = ip->protocol;
-		p->flow.family = FL_FAMILY_INET;
-		__builtin_memcpy(p->flow.src, &ip->saddr, 4);
-		__builtin_memcpy(p->flow.dst, &ip->daddr, 4);
-		p->l3_len = bpf_ntohs(ip->tot_len);
-		p->tos = ip->tos;
+		p->proto = ip->protocol;
+		p->family = FL_FAMILY_INET;
+		p->src_fold = ip->saddr;
+		p->dst_fold = ip->daddr;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = cur;
+		const __u32 *s, *d;
 		if ((void *)(ip6 + 1) > end || ip6->version != 6)
 			return -1;
 		/* Extension headers (including fragments) are not parsed: such packets pass. */
 		p->l4 = ip6 + 1;
-		p->flow.proto = ip6->nexthdr;
-		p->flow.family = FL_FAMILY_INET6;
+		p->proto = ip6->nexthdr;
+		p->family = FL_FAMILY_INET6;
+		s = (const __u32 *)&ip6->saddr;
+		d = (const __u32 *)&ip6->daddr;
+		p->src_fold = s[0] ^ s[1] ^ s[2] ^ s[3];
+		p->dst_fold = d[0] ^ d[1] ^ d[2] ^ d[3];
+	} else {
+		return -1;
+	}
+	ports = p->l4;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+		if ((void *)(th + 1) > end || th->doff < 5)
+			return -1;
+	} else if (p->proto == IPPROTO_UDP) {
+		if ((void *)((struct udphdr *)p->l4 + 1) > end)
+			return -1;
+	} else {
+		return -1;
+	}
+	p->sport = ports[0];
+	p->dport = ports[1];
+	return 0;
+}
+
+/* The rest of what a packet to (or from) one of our endpoints needs: the flow key, checksum field,
+ * length and TOS. */
+static __always_inline int fill_flow(struct xdp_md *ctx, struct pkt *p)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u64 *src = (__u64 *)p->flow.src, *dst = (__u64 *)p->flow.dst;
+
+	if (p->family == FL_FAMILY_INET) {
+		struct iphdr *ip = p->l3;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		src[0] = ip->saddr;
+		src[1] = 0;
+		dst[0] = ip->daddr;
+		dst[1] = 0;
+		p->l3_len = bpf_ntohs(ip->tot_len);
+		p->tos = ip->tos;
+	} else {
+		struct ipv6hdr *ip6 = p->l3;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
 		__builtin_memcpy(p->flow.src, &ip6->saddr, 16);
 		__builtin_memcpy(p->flow.dst, &ip6->daddr, 16);
 		p->l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 		p->tos = 0;
-	} else {
-		return -1;
 	}
-	if (p->flow.proto == IPPROTO_TCP) {
+	p->flow.sport = p->sport;
+	p->flow.dport = p->dport;
+	p->flow.proto = p->proto;
+	p->flow.family = p->family;
+	p->flow.pad[0] = 0;
+	p->flow.pad[1] = 0;
+	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = p->l4;
-		if ((void *)(th + 1) > end || th->doff < 5)
+		if ((void *)(th + 1) > end)
 			return -1;
-		p->flow.sport = th->source;
-		p->flow.dport = th->dest;
 		p->l4_check = &th->check;
-	} else if (p->flow.proto == IPPROTO_UDP) {
+	} else {
 		struct udphdr *uh = p->l4;
 		if ((void *)(uh + 1) > end)
 			return -1;
-		p->flow.sport = uh->source;
-		p->flow.dport = uh->dest;
-		p->is_udp = 1;
 		/* RFC 768: an IPv4 UDP checksum of 0 means "none" and must stay 0. */
-		p->l4_check = (p->flow.family == FL_FAMILY_INET && uh->check == 0) ? NULL : &uh->check;
-	} else {
-		return -1;
+		p->l4_check = (p->family == FL_FAMILY_INET && uh->check == 0) ? NULL : &uh->check;
 	}
 	return 0;
 }
 
-static __always_inline void count(__u32 idx, __u32 bytes, int out, int new_flow)
+static __always_inline void add(struct fl_counters *c, __u32 bytes, int out, int new_flow)
 {
-	struct fl_counters *c = bpf_map_lookup_elem(&stats, &idx);
-	if (!c)
-		return;
 	if (out) {
 		c->pkts_out++;
 		c->bytes_out += bytes;
@@ -272,6 +332,13 @@ static __always_inline void count(__u32 idx, __u32 bytes, int out, int new_flow)
 	}
 	if (new_flow)
 		c->new_flows++;
+}
+
+static __always_inline void count_vip(__u32 vid, __u32 bytes, int out, int new_flow)
+{
+	struct fl_counters *c = bpf_map_lookup_elem(&stats, &vid);
+	if (c)
+		add(c, bytes, out, new_flow);
 }
 
 /*
@@ -336,58 +403,141 @@ static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u
 	}
 }
 
-static __always_inline int filter_hit(const __u8 *addr, __be16 port, __u8 proto)
+static __always_inline int filter_hit(__u32 h)
 {
-	__u32 h = fl_endpoint_hash((const __u32 *)addr, port, proto);
 	__u32 word = h >> 6;
 	__u64 *w = bpf_map_lookup_elem(&filter, &word);
 	return w && (*w & (1ULL << (h & 63)));
 }
 
-/*
- * The next hop towards dst: the per-CPU cache of backend `slot` (FL_NO_BACKEND: no caching) or the
- * FIB. 0 when `out` holds it; -1 when the kernel must help (no neighbour yet, no route, forwarding off).
- */
-static __always_inline int next_hop(struct xdp_md *ctx, struct pkt *p, const __u8 *src, const __u8 *dst, __be16 sport,
-				    __be16 dport, __u32 slot, __u32 gen, struct fl_nexthop *out)
+/* The VIP the packet is addressed to (h = its fl_endpoint_hash): vip_index when the copy there is
+ * this VIP's, else the `vips` map. Fills *meta; -1 when it is not a VIP. */
+static __always_inline int vip_lookup(struct pkt *p, __u32 h, struct fl_vip_meta *meta)
 {
-	struct bpf_fib_lookup fib = {};
-	struct fl_nexthop *c = NULL;
-	__u64 now = 0;
+	struct fl_vip_key vk;
+	struct fl_vip_slot *s = bpf_map_lookup_elem(&vip_index, &h);
+	struct fl_vip_meta *m;
 
-	if (slot != FL_NO_BACKEND) {
-		c = bpf_map_lookup_elem(&nexthop, &slot);
-		now = bpf_ktime_get_coarse_ns();
-		if (c && c->ifindex && c->gen == gen && now < c->expires_ns) {
-			*out = *c;
+	if (s) {
+		/* fl_vip_key: the address, then port, proto, family in one little-endian u32. */
+		const __u64 *have = (const __u64 *)&s->key, *dst = (const __u64 *)p->flow.dst;
+		__u32 rest = (__u32)p->dport | (__u32)p->proto << 16 | (__u32)p->family << 24;
+		if (have[0] == dst[0] && have[1] == dst[1] && *(const __u32 *)&have[2] == rest) {
+			*meta = s->meta;
 			return 0;
 		}
 	}
-	fib.family = p->flow.family;
-	fib.l4_protocol = p->flow.proto;
-	fib.sport = sport;
-	fib.dport = dport;
-	fib.tot_len = p->l3_len;
-	fib.ifindex = ctx->ingress_ifindex;
-	if (p->flow.family == FL_FAMILY_INET) {
-		fib.tos = p->tos;
-		__builtin_memcpy(&fib.ipv4_src, src, 4);
-		__builtin_memcpy(&fib.ipv4_dst, dst, 4);
-	} else {
-		__builtin_memcpy(fib.ipv6_src, src, 16);
-		__builtin_memcpy(fib.ipv6_dst, dst, 16);
-	}
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	__builtin_memcpy(vk.addr, p->flow.dst, 16);
+	vk.port = p->dport;
+	vk.proto = p->proto;
+	vk.family = p->family;
+	m = bpf_map_lookup_elem(&vips, &vk);
+	if (!m)
 		return -1;
-	__builtin_memcpy(out->dmac, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(out->smac, fib.smac, ETH_ALEN);
-	out->ifindex = fib.ifindex;
-	out->gen = gen;
-	out->pad = 0;
-	out->expires_ns = now + nexthop_ttl_ns;
-	if (c)
-		*c = *out;
+	*meta = *m;
 	return 0;
+}
+
+static __always_inline struct fl_ct_set *ct_set_of(__u32 hash)
+{
+	__u32 i = (__u32)(((__u64)hash * ct_sets) >> 32);
+	return bpf_map_lookup_elem(&conntrack, &i);
+}
+
+static __always_inline int flow_eq(const struct fl_flow_key *a, const struct fl_flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* backend | gen << 32 | tag << 48: the three fields of fl_ct_entry written and read as one u64. */
+static __always_inline __u64 ct_value(__u32 backend, __u32 gen, __u32 hash)
+{
+	return (__u64)backend | ((__u64)(gen & 0xffff) << 32) | ((__u64)(hash & 0xffff) << 48);
+}
+
+/* The entry of `flow` in its set, with its value in *val; NULL when the flow is not there. */
+static __always_inline struct fl_ct_entry *ct_find(struct fl_ct_set *set, const struct fl_flow_key *flow, __u32 hash, __u64 *val)
+{
+#pragma unroll
+	for (int w = 0; w < FL_CT_WAYS; w++) {
+		struct fl_ct_entry *e = &set->way[w];
+		if (flow_eq(&e->key, flow)) {
+			__u64 v = *(volatile __u64 *)&e->backend;
+			if ((v >> 48) != (hash & 0xffff))
+				return NULL; /* half-written by another CPU: treat as new */
+			*val = v;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Records `flow` in its set: over an empty way, else over the one idle longest. */
+static __always_inline void ct_insert(struct fl_ct_set *set, const struct fl_flow_key *flow, __u64 val, __u32 now)
+{
+	struct fl_ct_entry *victim = &set->way[0];
+	__u32 idle = 0;
+
+#pragma unroll
+	for (int w = 0; w < FL_CT_WAYS; w++) {
+		struct fl_ct_entry *e = &set->way[w];
+		__u32 age = now - e->seen;
+		if (e->key.family == 0) {
+			victim = e;
+			break;
+		}
+		if (age > idle || w == 0) {
+			idle = age;
+			victim = e;
+		}
+	}
+	__builtin_memcpy(&victim->key, flow, sizeof(*flow));
+	asm volatile("" ::: "memory"); /* key first, then the value (x86 keeps store order) */
+	*(volatile __u64 *)&victim->backend = val;
+	victim->seen = now;
+}
+
+/*
+ * The next hop towards dst: the cache in a backend's per-CPU state `c` (NULL: no caching) or the
+ * FIB, whose result goes into `tmp` (and the cache). NULL when the kernel must help (no neighbour
+ * yet, no route, forwarding off).
+ */
+static __always_inline struct fl_nexthop *next_hop(struct xdp_md *ctx, struct pkt *p, const __u8 *src, const __u8 *dst,
+						   __be16 sport, __be16 dport, struct fl_backend_pcpu *c, __u32 gen, __u64 now,
+						   struct fl_nexthop *tmp)
+{
+	if (c && c->nh.ifindex && c->nh.gen == gen && now < c->nh.expires)
+		return &c->nh;
+	{
+		struct bpf_fib_lookup fib = {}; /* zeroed here, not on the cached path */
+
+		fib.family = p->flow.family;
+		fib.l4_protocol = p->flow.proto;
+		fib.sport = sport;
+		fib.dport = dport;
+		fib.tot_len = p->l3_len;
+		fib.ifindex = ctx->ingress_ifindex;
+		if (p->flow.family == FL_FAMILY_INET) {
+			fib.tos = p->tos;
+			__builtin_memcpy(&fib.ipv4_src, src, 4);
+			__builtin_memcpy(&fib.ipv4_dst, dst, 4);
+		} else {
+			__builtin_memcpy(fib.ipv6_src, src, 16);
+			__builtin_memcpy(fib.ipv6_dst, dst, 16);
+		}
+		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+			return NULL;
+		__builtin_memcpy(tmp->dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(tmp->smac, fib.smac, ETH_ALEN);
+		tmp->ifindex = fib.ifindex;
+	}
+	tmp->gen = gen;
+	tmp->pad = 0;
+	tmp->expires = now + nexthop_ttl_jiffies;
+	if (c)
+		c->nh = *tmp;
+	return tmp;
 }
 
 static __always_inline int send(struct xdp_md *ctx, const __u8 *dmac, const __u8 *smac, __u32 ifindex)
@@ -406,16 +556,17 @@ static __always_inline int send(struct xdp_md *ctx, const __u8 *dmac, const __u8
 
 /* Routes the (rewritten) packet and sends it out; XDP_PASS when the kernel must help. */
 static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const __u8 *src, const __u8 *dst, __be16 sport,
-				   __be16 dport, __u32 slot, __u32 gen)
+				   __be16 dport, struct fl_backend_pcpu *bs, __u32 gen, __u64 now)
 {
-	struct fl_nexthop nh;
+	struct fl_nexthop tmp, *nh;
 
 	/* A tagged packet would need its VLAN device, which XDP cannot transmit on: the kernel routes it. */
 	if (p->vlan)
 		return XDP_PASS;
-	if (next_hop(ctx, p, src, dst, sport, dport, slot, gen, &nh) < 0)
+	nh = next_hop(ctx, p, src, dst, sport, dport, bs, gen, now, &tmp);
+	if (!nh)
 		return XDP_PASS;
-	return send(ctx, nh.dmac, nh.smac, nh.ifindex);
+	return send(ctx, nh->dmac, nh->smac, nh->ifindex);
 }
 
 static __always_inline int ttl_expiring(struct pkt *p, void *end)
@@ -436,10 +587,12 @@ static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 b
 	struct fl_rnat *e, *rn = NULL;
 	struct fl_rnat r;
 
+	if (fill_flow(ctx, p) < 0)
+		return XDP_PASS;
 	__builtin_memcpy(ek.addr, p->flow.src, 16);
-	ek.port = p->flow.sport;
-	ek.proto = p->flow.proto;
-	ek.family = p->flow.family;
+	ek.port = p->sport;
+	ek.proto = p->proto;
+	ek.family = p->family;
 	e = bpf_map_lookup_elem(&nat_endpoints, &ek);
 	if (!e)
 		return XDP_PASS;
@@ -450,42 +603,52 @@ static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 b
 	} else {
 		/* Ours only if the client's flow to the endpoint's VIP is on this backend: traffic
 		 * from the backend that did not come through the LB passes to the kernel. */
-		struct fl_flow_key fk;
-		struct fl_conn *ct;
+		struct fl_flow_key fk __attribute__((aligned(8)));
+		struct fl_ct_set *set;
+		__u64 val;
+		__u32 h;
 
 		__builtin_memcpy(fk.src, p->flow.dst, 16);
 		__builtin_memcpy(fk.dst, e->vip, 16);
-		fk.sport = p->flow.dport;
+		fk.sport = p->dport;
 		fk.dport = e->vport;
-		fk.proto = p->flow.proto;
-		fk.family = p->flow.family;
+		fk.proto = p->proto;
+		fk.family = p->family;
 		fk.pad[0] = 0;
 		fk.pad[1] = 0;
-		ct = bpf_map_lookup_elem(&conntrack, &fk);
-		if (!ct || ct->backend != e->backend)
+		h = flow_hash(p->dst_fold, addr_fold(e->vip), fk.sport, fk.dport, fk.proto);
+		set = ct_set_of(h);
+		if (!set || !ct_find(set, &fk, h, &val) || (__u32)val != e->backend)
 			return XDP_PASS;
 		r = *e;
 	}
 	if (ttl_expiring(p, end))
 		return XDP_PASS; /* the kernel sends the ICMP time exceeded */
-	count(r.vip_id, bytes, 1, 0);
-	if (r.backend < max_backends)
-		count(max_vips + r.backend, bytes, 1, 0);
+	count_vip(r.vip_id, bytes, 1, 0);
+	{
+		struct fl_backend_pcpu *bs = bpf_map_lookup_elem(&backend_pcpu, &r.backend);
+		if (bs)
+			add(&bs->counters, bytes, 1, 0);
+	}
 	rewrite(p, end, 0, r.vip, r.vport);
-	return forward(ctx, p, r.vip, p->flow.dst, r.vport, p->flow.dport, FL_NO_BACKEND, 0);
+	/* Towards the client: no per-backend next-hop cache, the FIB decides. */
+	return forward(ctx, p, r.vip, p->flow.dst, r.vport, p->flow.dport, NULL, 0, 0);
 }
 
-static __always_inline int dr_send(struct xdp_md *ctx, struct pkt *p, const struct fl_backend *b, __u32 slot)
+static __always_inline int dr_send(struct xdp_md *ctx, struct pkt *p, const struct fl_backend *b, struct fl_backend_pcpu *bs,
+				   __u64 now)
 {
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct fl_nexthop nh;
+	struct fl_nexthop tmp, *nh = NULL;
 	int have_mac = b->mac[0] | b->mac[1] | b->mac[2] | b->mac[3] | b->mac[4] | b->mac[5];
 
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
-	if (!p->vlan && next_hop(ctx, p, p->flow.src, b->addr, p->flow.sport, p->flow.dport, slot, b->gen, &nh) == 0)
-		return send(ctx, have_mac ? b->mac : nh.dmac, nh.smac, nh.ifindex);
+	if (!p->vlan)
+		nh = next_hop(ctx, p, p->flow.src, b->addr, p->flow.sport, p->flow.dport, bs, b->gen, now, &tmp);
+	if (nh)
+		return send(ctx, have_mac ? b->mac : nh->dmac, nh->smac, nh->ifindex);
 	if (!have_mac)
 		return XDP_PASS;
 	/* Same segment (or tagged): back out of the ingress port, from the address it was sent to. */
@@ -499,83 +662,88 @@ int fulcrum_xdp(struct xdp_md *ctx)
 {
 	void *end = (void *)(long)ctx->data_end;
 	__u32 bytes = (__u32)(ctx->data_end - ctx->data);
-	struct pkt p = {};
-	struct fl_vip_key vk = {};
-	struct fl_vip_meta *vm;
+	struct pkt p;
+	struct fl_vip_meta vm;
 	struct fl_backend *b = NULL;
-	struct fl_conn *ct;
-	__u32 bidx = FL_NO_BACKEND, mode, vid;
+	struct fl_ct_set *set;
+	struct fl_ct_entry *ct;
+	struct fl_backend_pcpu *bs;
+	__u32 bidx = FL_NO_BACKEND, vid, h, hash, now;
+	__u64 val, now64;
 	int new_flow = 0;
 
 	if (parse(ctx, &p) < 0)
 		return XDP_PASS;
-	if (!filter_hit(p.flow.dst, p.flow.dport, p.flow.proto)) {
-		if (filter_hit(p.flow.src, p.flow.sport, p.flow.proto))
+	h = fl_endpoint_hash(p.dst_fold, p.dport, p.proto);
+	if (!filter_hit(h)) {
+		if (filter_hit(fl_endpoint_hash(p.src_fold, p.sport, p.proto)))
 			return reply_path(ctx, &p, bytes);
 		return XDP_PASS;
 	}
-
-	__builtin_memcpy(vk.addr, p.flow.dst, 16);
-	vk.port = p.flow.dport;
-	vk.proto = p.flow.proto;
-	vk.family = p.flow.family;
-	vm = bpf_map_lookup_elem(&vips, &vk);
-	if (!vm) {
-		if (filter_hit(p.flow.src, p.flow.sport, p.flow.proto))
+	if (fill_flow(ctx, &p) < 0)
+		return XDP_PASS;
+	if (vip_lookup(&p, h, &vm) < 0) {
+		if (filter_hit(fl_endpoint_hash(p.src_fold, p.sport, p.proto)))
 			return reply_path(ctx, &p, bytes);
 		return XDP_PASS;
 	}
-	vid = vm->id;
-	mode = vm->mode;
+	vid = vm.id;
 	if (vid >= max_vips)
 		return XDP_PASS;
 
-	ct = bpf_map_lookup_elem(&conntrack, &p.flow);
+	hash = flow_hash(p.src_fold, p.dst_fold, p.sport, p.dport, p.proto);
+	set = ct_set_of(hash);
+	if (!set)
+		return XDP_PASS;
+	now64 = bpf_jiffies64();
+	now = (__u32)(now64 >> FL_CT_SEEN_SHIFT);
+	ct = ct_find(set, &p.flow, hash, &val);
 	if (ct) {
-		__u32 i = ct->backend;
+		__u32 i = (__u32)val;
 		b = bpf_map_lookup_elem(&backends, &i);
-		if (b && (b->flags & FL_BACKEND_ACTIVE) && b->gen == ct->gen && b->vip_id == vid)
+		if (b && (b->flags & FL_BACKEND_ACTIVE) && (b->gen & 0xffff) == ((val >> 32) & 0xffff) && b->vip_id == vid) {
 			bidx = i;
-		else
+			if (ct->seen != now)
+				ct->seen = now;
+		} else {
 			b = NULL;
+		}
 	}
 	if (!b) {
-		__u32 slot = ((vid * FL_MAGLEV_SLOTS) + (vm->slot & 1)) * maglev_size + flow_hash(&p.flow) % maglev_size;
+		__u32 slot = ((vid * FL_MAGLEV_SLOTS) + (vm.slot & 1)) * maglev_size + hash % maglev_size;
 		__u32 *e = bpf_map_lookup_elem(&maglev, &slot);
-		struct fl_conn c;
 
 		if (!e || *e == FL_NO_BACKEND)
 			return XDP_PASS; /* a VIP without backends: the kernel answers (or drops) */
 		bidx = *e;
 		b = bpf_map_lookup_elem(&backends, &bidx);
-		if (!b || !(b->flags & FL_BACKEND_ACTIVE))
+		if (!b || !(b->flags & FL_BACKEND_ACTIVE) || b->vip_id != vid)
 			return XDP_PASS;
-		c.backend = bidx;
-		c.gen = b->gen;
-		bpf_map_update_elem(&conntrack, &p.flow, &c, BPF_ANY);
+		ct_insert(set, &p.flow, ct_value(bidx, b->gen, hash), now);
 		new_flow = 1;
 	}
 
-	count(vid, bytes, 0, new_flow);
-	if (bidx < max_backends)
-		count(max_vips + bidx, bytes, 0, new_flow);
+	count_vip(vid, bytes, 0, new_flow);
+	bs = bpf_map_lookup_elem(&backend_pcpu, &bidx);
+	if (bs)
+		add(&bs->counters, bytes, 0, new_flow);
 
-	if (mode == FL_MODE_DR)
-		return dr_send(ctx, &p, b, bidx);
+	if (vm.mode == FL_MODE_DR)
+		return dr_send(ctx, &p, b, bs, now64);
 
 	/* nat */
 	{
-		struct fl_backend be = *b;
+		const struct fl_backend *be = b;
 		__u8 client[16];
 
 		if (ttl_expiring(&p, end))
 			return XDP_PASS;
-		if (new_flow && (be.flags & FL_BACKEND_SHARED_NAT)) {
+		if (new_flow && (be->flags & FL_BACKEND_SHARED_NAT)) {
 			struct fl_flow_key rk = {};
 			struct fl_rnat rv = {};
-			__builtin_memcpy(rk.src, be.addr, 16);
+			__builtin_memcpy(rk.src, be->addr, 16);
 			__builtin_memcpy(rk.dst, p.flow.src, 16);
-			rk.sport = be.port;
+			rk.sport = be->port;
 			rk.dport = p.flow.sport;
 			rk.proto = p.flow.proto;
 			rk.family = p.flow.family;
@@ -586,8 +754,8 @@ int fulcrum_xdp(struct xdp_md *ctx)
 			bpf_map_update_elem(&reverse_nat, &rk, &rv, BPF_ANY);
 		}
 		__builtin_memcpy(client, p.flow.src, 16);
-		rewrite(&p, end, 1, be.addr, be.port);
-		return forward(ctx, &p, client, be.addr, p.flow.sport, be.port, bidx, be.gen);
+		rewrite(&p, end, 1, be->addr, be->port);
+		return forward(ctx, &p, client, be->addr, p.flow.sport, be->port, bs, be->gen, now64);
 	}
 }
 

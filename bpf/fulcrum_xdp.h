@@ -21,6 +21,9 @@ enum fl_limits {
 	FL_FILTER_WORDS = 1024,           /* endpoint filter: 65536 bits in u64 words */
 	FL_FILTER_MULT = 0x9e3779b1,      /* endpoint hash multiplier (see fl_endpoint_hash) */
 	FL_NO_BACKEND = 0xffffffff,       /* maglev entry of a VIP without usable backends */
+	FL_CT_WAYS = 4,                   /* connection table: entries per set (one 256-byte map value) */
+	FL_CT_SEEN_SHIFT = 3,             /* fl_ct_entry.seen is jiffies >> this */
+	FL_VIP_INDEX_SIZE = 65536,        /* vip_index entries: one per fl_endpoint_hash value */
 };
 
 /* Address family of keys and backends (the values of AF_INET / AF_INET6). */
@@ -84,10 +87,36 @@ struct fl_flow_key {
 	__u8 pad[2];
 };
 
-/* conntrack value: the backend slot a client flow was given, and that slot's generation. */
-struct fl_conn {
-	__u32 backend;
-	__u32 gen;
+/*
+ * vip_index value: a copy of one VIP's key and meta at the index fl_endpoint_hash(VIP), so that a
+ * packet finds its VIP with one array read instead of a hash lookup. The control plane fills an
+ * index only when exactly one VIP hashes there; a packet whose key does not match (empty index,
+ * collision, an entry being rewritten) looks the VIP up in `vips`, the authoritative map.
+ */
+struct fl_vip_slot {
+	struct fl_vip_key key;
+	struct fl_vip_meta meta;
+};
+
+/*
+ * Connection table entry: a client flow and the backend slot it was given. Written by the program
+ * only, without locks, so a reader can see a half-written entry: backend, gen and tag are written
+ * together as one aligned 8-byte store after the key, and tag (the low 16 bits of the flow hash)
+ * must match the reader's own flow hash, so a key of one flow with the value of another is a miss.
+ * An empty entry has family 0.
+ */
+struct fl_ct_entry {
+	struct fl_flow_key key;
+	__u32 backend;      /* backend slot */
+	__u16 gen;          /* low 16 bits of that slot's generation when the flow was placed */
+	__u16 tag;
+	__u32 seen;         /* (jiffies >> FL_CT_SEEN_SHIFT) of the flow's last packet: the oldest is evicted */
+	__u32 pad[3];
+};
+
+/* One conntrack set: a flow lives in set (flow hash * sets) >> 32, in any of its ways. */
+struct fl_ct_set {
+	struct fl_ct_entry way[FL_CT_WAYS];
 };
 
 /* reverse_nat and nat_endpoints value: what a reply from a backend must look like to the client. */
@@ -99,7 +128,7 @@ struct fl_rnat {
 	__u32 backend;
 };
 
-/* Per-CPU counters: stats[vip_id] for a VIP, stats[max_vips + backend] for a backend slot. */
+/* Per-CPU counters: stats[vip_id] for a VIP; a backend slot's are in its fl_backend_pcpu. */
 struct fl_counters {
 	__u64 pkts_in;
 	__u64 bytes_in;
@@ -108,27 +137,34 @@ struct fl_counters {
 	__u64 new_flows;
 };
 
-/* Per-CPU cache of a backend's next hop (the result of bpf_fib_lookup), valid until expires_ns
- * (bpf_ktime_get_coarse_ns) and only for the backend slot generation it was taken for. */
+/* Per-CPU cache of a backend's next hop (the result of bpf_fib_lookup), valid until `expires`
+ * (bpf_jiffies64) and only for the backend slot generation it was taken for. */
 struct fl_nexthop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex;
 	__u32 gen;
 	__u32 pad;
-	__u64 expires_ns;
+	__u64 expires;
+};
+
+/* Per-CPU state of a backend slot, one lookup per packet: its counters and its cached next hop. */
+struct fl_backend_pcpu {
+	struct fl_counters counters;
+	struct fl_nexthop nh;
 };
 
 /*
  * Endpoint filter: bit fl_endpoint_hash(addr, port, proto) of the `filter` map is set for every VIP
- * and every nat backend endpoint, so that foreign packets skip both hash lookups. A false positive
+ * and every nat backend endpoint, so that foreign packets skip every lookup. A false positive
  * only costs a lookup. The control plane computes the same function (src/xdp/abi.ts endpointHash;
- * the packet fixtures prove they agree): the four address words as loaded on this little-endian
- * host, the port as its raw network-order u16.
+ * the packet fixtures prove they agree): the XOR of the four address words as loaded on this
+ * little-endian host (`addr_fold`; IPv4 is the first word, the others are zero), the port as its
+ * raw network-order u16. The same value indexes vip_index.
  */
-static inline __u32 fl_endpoint_hash(const __u32 *addr, __u16 port_raw, __u8 proto)
+static inline __u32 fl_endpoint_hash(__u32 addr_fold, __u16 port_raw, __u8 proto)
 {
-	__u32 x = addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ ((__u32)port_raw << 8) ^ proto;
+	__u32 x = addr_fold ^ ((__u32)port_raw << 8) ^ proto;
 	return (__u32)(x * (__u32)FL_FILTER_MULT) >> 16;
 }
 
@@ -143,10 +179,13 @@ struct fl_abi {
 	struct fl_vip_meta vip_meta;
 	struct fl_backend backend;
 	struct fl_flow_key flow_key;
-	struct fl_conn conn;
+	struct fl_vip_slot vip_slot;
+	struct fl_ct_entry ct_entry;
+	struct fl_ct_set ct_set;
 	struct fl_rnat rnat;
 	struct fl_counters counters;
 	struct fl_nexthop nexthop;
+	struct fl_backend_pcpu backend_pcpu;
 };
 
 #endif

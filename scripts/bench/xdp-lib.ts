@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { encodeStruct, loadObject, pinThreadToCpu, possibleCpus, XdpAction, type BpfObject, type BpfProgram, type LoadOptions } from '../../src/bpf/index.js';
+import { encodeStruct, loadObject, pinThreadToCpu, possibleCpus, xdpContext, XdpAction, type BpfObject, type BpfProgram, type LoadOptions } from '../../src/bpf/index.js';
 import { parsePacket } from './packet.js';
 
 /**
@@ -55,6 +55,8 @@ export interface CaseOptions extends RunOptions {
   expectVerdict: number;
   /** Checks the output packet of that single run; throws (or returns a message) on mismatch. */
   checkOutput?: (output: Buffer, input: Buffer) => void | string;
+  /** The packet arrives on this interface (of the caller's netns); default: none given (the kernel uses lo). */
+  ingressIfindex?: number;
 }
 
 export interface Measurement {
@@ -114,8 +116,14 @@ export class XdpBench {
     return this.bareObj.program('bench_bare');
   }
 
+  #ctx: Buffer | undefined;
+
   #run(prog: BpfProgram, packet: Buffer, repeat: number) {
-    return prog.testRun({ data: packet, repeat });
+    return prog.testRun({ data: packet, repeat, ...(this.#ctx ? { ctx: this.#ctx } : {}) });
+  }
+
+  #setIngress(packet: Buffer, ifindex: number | undefined): void {
+    this.#ctx = ifindex === undefined ? undefined : xdpContext(packet.length, { ingressIfindex: ifindex });
   }
 
   #setTarget(prog: BpfProgram): void {
@@ -134,6 +142,7 @@ export class XdpBench {
     const restore = this.restoreObj.program('bench_restore');
     const unpin = pinThreadToCpu(cpu);
     try {
+      this.#setIngress(c.packet, c.ingressIfindex);
       this.#setPacket(c.packet, c.newFlowPerPacket ?? false);
       // One checked run of X through restore (also primes per-CPU/LRU state on this CPU).
       this.#setTarget(c.program);
@@ -168,6 +177,7 @@ export class XdpBench {
         bare: stats(bare), restoreBare: stats(rb), restoreX: stats(rx), cost: stats(cost), ratio: stats(ratio),
       };
     } finally {
+      this.#ctx = undefined;
       unpin();
     }
   }

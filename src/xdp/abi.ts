@@ -27,7 +27,15 @@ export const STRUCTS = {
       proto: { offset: 36, size: 1 }, family: { offset: 37, size: 1 }, pad: { offset: 38, size: 2 },
     },
   },
-  fl_conn: { size: 8, fields: { backend: { offset: 0, size: 4 }, gen: { offset: 4, size: 4 } } },
+  fl_vip_slot: { size: 32, fields: { key: { offset: 0, size: 20 }, meta: { offset: 20, size: 12 } } },
+  fl_ct_entry: {
+    size: 64,
+    fields: {
+      key: { offset: 0, size: 40 }, backend: { offset: 40, size: 4 }, gen: { offset: 44, size: 2 }, tag: { offset: 46, size: 2 },
+      seen: { offset: 48, size: 4 }, pad: { offset: 52, size: 12 },
+    },
+  },
+  fl_ct_set: { size: 256, fields: { way: { offset: 0, size: 256 } } },
   fl_rnat: { size: 28, fields: { vip: { offset: 0, size: 16 }, vport: { offset: 16, size: 2 }, flags: { offset: 18, size: 2 }, vip_id: { offset: 20, size: 4 }, backend: { offset: 24, size: 4 } } },
   fl_counters: {
     size: 40,
@@ -40,9 +48,10 @@ export const STRUCTS = {
     size: 32,
     fields: {
       dmac: { offset: 0, size: 6 }, smac: { offset: 6, size: 6 }, ifindex: { offset: 12, size: 4 }, gen: { offset: 16, size: 4 },
-      pad: { offset: 20, size: 4 }, expires_ns: { offset: 24, size: 8 },
+      pad: { offset: 20, size: 4 }, expires: { offset: 24, size: 8 },
     },
   },
+  fl_backend_pcpu: { size: 72, fields: { counters: { offset: 0, size: 40 }, nh: { offset: 40, size: 32 } } },
 } as const satisfies Record<string, StructLayout>;
 
 /** Enum constants of the header, by enum name. */
@@ -50,6 +59,7 @@ export const ENUMS = {
   fl_limits: {
     FL_DEFAULT_MAX_VIPS: 256, FL_DEFAULT_MAX_BACKENDS: 16384, FL_DEFAULT_MAGLEV_SIZE: 65537, FL_DEFAULT_CONNTRACK_SIZE: 262144,
     FL_MAGLEV_SLOTS: 2, FL_FILTER_WORDS: 1024, FL_FILTER_MULT: 0x9e3779b1, FL_NO_BACKEND: 0xffffffff,
+    FL_CT_WAYS: 4, FL_CT_SEEN_SHIFT: 3, FL_VIP_INDEX_SIZE: 65536,
   },
   fl_family: { FL_FAMILY_INET: 2, FL_FAMILY_INET6: 10 },
   fl_mode: { FL_MODE_NAT: 0, FL_MODE_DR: 1 },
@@ -62,19 +72,20 @@ export const L = ENUMS.fl_limits;
 /** Map names in the object, with the key and value struct each one holds (u32 = array index/value). */
 export const MAPS = {
   vips: { key: 'fl_vip_key', value: 'fl_vip_meta' },
+  vip_index: { key: 'u32', value: 'fl_vip_slot' },
   maglev: { key: 'u32', value: 'u32' },
   backends: { key: 'u32', value: 'fl_backend' },
-  conntrack: { key: 'fl_flow_key', value: 'fl_conn' },
+  conntrack: { key: 'u32', value: 'fl_ct_set' },
   reverse_nat: { key: 'fl_flow_key', value: 'fl_rnat' },
   nat_endpoints: { key: 'fl_vip_key', value: 'fl_rnat' },
   stats: { key: 'u32', value: 'fl_counters' },
   filter: { key: 'u32', value: 'u64' },
-  nexthop: { key: 'u32', value: 'fl_nexthop' },
+  backend_pcpu: { key: 'u32', value: 'fl_backend_pcpu' },
 } as const;
 export type MapName = keyof typeof MAPS;
 
 /** Load-time knobs (`const volatile` in the program's .rodata). */
-export const KNOBS = ['maglev_size', 'max_vips', 'max_backends', 'hash_seed', 'nexthop_ttl_ns'] as const;
+export const KNOBS = ['maglev_size', 'max_vips', 'max_backends', 'ct_sets', 'hash_seed', 'nexthop_ttl_jiffies'] as const;
 
 export const PROGRAM_NAME = 'fulcrum_xdp';
 
@@ -147,6 +158,19 @@ export function decodeVipMeta(b: Uint8Array): VipMeta {
     slot: (buf.readUInt8(off(s, 'slot')) & 1) as 0 | 1,
     tableHash: buf.readUInt32LE(off(s, 'table_hash')),
   };
+}
+
+/** A vip_index value: the VIP's key and meta side by side. */
+export function encodeVipSlot(key: VipKey, meta: VipMeta): Buffer {
+  return Buffer.concat([encodeVipKey(key), encodeVipMeta(meta)]);
+}
+
+/** undefined for an empty index (family 0). */
+export function decodeVipSlot(b: Uint8Array): { key: VipKey; meta: VipMeta } | undefined {
+  const s = STRUCTS.fl_vip_slot;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (buf.readUInt8(off(s, 'key') + STRUCTS.fl_vip_key.fields.family.offset) === 0) return undefined;
+  return { key: decodeVipKey(buf.subarray(0, STRUCTS.fl_vip_key.size)), meta: decodeVipMeta(buf.subarray(off(s, 'meta'))) };
 }
 
 export function macToBytes(mac: string): Buffer {

@@ -6,9 +6,9 @@ import type { Service } from '../model/schema.js';
 import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVipKey, decodeVipMeta, encodeBackend, encodeVipKey, encodeVipMeta, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
-import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type TableMember, type XdpStep } from './plan.js';
-import { openXdpKernel, type XdpKernel } from './kernel.js';
+import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVipKey, decodeVipMeta, decodeVipSlot, encodeBackend, encodeVipKey, encodeVipMeta, encodeVipSlot, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
+import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type ObservedVip, type TableMember, type XdpStep } from './plan.js';
+import { limitsFromSettings, openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
 
 export interface XdpDataplaneOptions {
@@ -38,7 +38,7 @@ export async function createXdpDataplane(options: XdpDataplaneOptions): Promise<
   const kernel = openXdpKernel({ settings, pinDir, ...(options.objectPath ? { objectPath: options.objectPath } : {}) });
   try {
     if (kernel.reopened) {
-      const s = settings;
+      const s = limitsFromSettings(settings);
       const l = kernel.limits;
       if (l.maxVips !== s.maxVips || l.maxBackends !== s.maxBackends || l.maglevTableSize !== s.maglevTableSize || l.conntrackSize !== s.conntrackSize)
         logger.warn({ pinned: l }, 'the pinned XDP maps have other sizes than xdp settings; they are kept (flows survive) until fulcrum agent --cleanup');
@@ -135,19 +135,18 @@ class XdpDataplane implements Dataplane {
   async stats(): Promise<ServiceStats[]> {
     return this.#serial(() => {
       const observed = (this.#observed ??= readObserved(this.kernel));
-      const { maxVips } = this.kernel.limits;
       const out: ServiceStats[] = [];
       const byVip = new Map<number, ServiceStats['backends']>();
       observed.backends.forEach((b, slot) => {
         if (!b.active) return;
         const list = byVip.get(b.vipId) ?? [];
-        list.push({ address: b.address, port: b.port, counters: readCounters(this.kernel, maxVips + slot) });
+        list.push({ address: b.address, port: b.port, counters: readCounters(this.kernel, 'backend', slot) });
         byVip.set(b.vipId, list);
       });
       for (const v of observed.vips) {
         const keyText = vipKeyString(v.key);
         const backends = byVip.get(v.meta.id) ?? [];
-        out.push({ service: this.#names[keyText] ?? keyText, dataplane: 'xdp', totals: readCounters(this.kernel, v.meta.id), backends });
+        out.push({ service: this.#names[keyText] ?? keyText, dataplane: 'xdp', totals: readCounters(this.kernel, 'vip', v.meta.id), backends });
       }
       return out;
     });
@@ -210,7 +209,14 @@ export function readObserved(k: XdpKernel): Observed {
     filter[key.readUInt32LE(0)] = f.values[i]!.readBigUInt64LE(0);
   });
   const eps = k.maps.nat_endpoints.lookupBatch(1024);
+  const vipIndex: Observed['vipIndex'] = new Map();
+  const idx = k.maps.vip_index.lookupBatch(4096);
+  idx.keys.forEach((key, i) => {
+    const v = decodeVipSlot(idx.values[i]!);
+    if (v) vipIndex.set(key.readUInt32LE(0), v);
+  });
   return {
+    vipIndex,
     vips: vips.keys.map((key, i) => ({ key: decodeVipKey(key), meta: decodeVipMeta(vips.values[i]!) })),
     backends,
     filter,
@@ -221,11 +227,12 @@ export function readObserved(k: XdpKernel): Observed {
   };
 }
 
-function readCounters(k: XdpKernel, index: number): Counters {
-  const per = k.maps.stats.lookupPerCpu(u32(index));
+/** Counters of a VIP id (stats) or a backend slot (the head of its backend_pcpu), summed over CPUs. */
+function readCounters(k: XdpKernel, of: 'vip' | 'backend', index: number): Counters {
+  const per = (of === 'vip' ? k.maps.stats : k.maps.backend_pcpu).lookupPerCpu(u32(index));
   const c = zero();
   for (const raw of per ?? []) {
-    const v = decodeCounters(raw);
+    const v = decodeCounters(raw.subarray(0, STRUCTS.fl_counters.size));
     c.packetsIn += v.pktsIn;
     c.bytesIn += v.bytesIn;
     c.packetsOut += v.pktsOut;
@@ -235,10 +242,12 @@ function readCounters(k: XdpKernel, index: number): Counters {
   return c;
 }
 
-function resetCounters(k: XdpKernel, index: number): void {
-  const per = k.maps.stats.lookupPerCpu(u32(index));
+/** Zeroes a VIP's counters, or a backend slot's per-CPU state (counters and next-hop cache). */
+function resetCounters(k: XdpKernel, of: 'vip' | 'backend', index: number): void {
+  const map = of === 'vip' ? k.maps.stats : k.maps.backend_pcpu;
+  const per = map.lookupPerCpu(u32(index));
   if (!per) return;
-  k.maps.stats.updatePerCpu(u32(index), per.map(() => Buffer.alloc(STRUCTS.fl_counters.size)));
+  map.updatePerCpu(u32(index), per.map((v) => Buffer.alloc(v.length)));
 }
 
 /**
@@ -287,6 +296,28 @@ function writeFilter(k: XdpKernel, words: BigUint64Array): void {
   k.maps.filter.updateBatch(keys, values);
 }
 
+/**
+ * Rewrites vip_index[index] from `from` to `to` so that a packet reading it meanwhile never sees a
+ * matching key with a half-written meta (an array update is a plain memcpy): an entry changes its
+ * VIP, id or mode only while its family byte is 0 (no packet matches it), so that every write a
+ * packet can match differs from the previous one in one byte (the family, or the live slot).
+ */
+function writeVipIndex(k: XdpKernel, index: number, from: ObservedVip | undefined, to: ObservedVip | undefined): void {
+  const key = u32(index);
+  const write = (v: ObservedVip, visible: boolean) => {
+    const b = encodeVipSlot(v.key, v.meta);
+    if (!visible) b[STRUCTS.fl_vip_slot.fields.key.offset + STRUCTS.fl_vip_key.fields.family.offset] = 0;
+    k.maps.vip_index.update(key, b);
+  };
+  const sameVip = from && to && vipKeyString(from.key) === vipKeyString(to.key) && from.meta.id === to.meta.id && from.meta.mode === to.meta.mode;
+  if (!sameVip) {
+    if (from) write(from, false);
+    if (to) write(to, false);
+    else k.maps.vip_index.update(key, Buffer.alloc(STRUCTS.fl_vip_slot.size));
+  }
+  if (to) write(to, true);
+}
+
 /** Applies one step; returns how to undo it. */
 function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void {
   const m = k.maps;
@@ -294,7 +325,7 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'add-backend': {
       // Restore the slot's exact bytes on rollback (an inactive slot keeps its generation).
       const before = m.backends.lookup(u32(step.slot)) ?? encodeBackend(observed.backends[step.slot]!);
-      resetCounters(k, k.limits.maxVips + step.slot);
+      resetCounters(k, 'backend', step.slot);
       m.backends.update(u32(step.slot), encodeBackend(step.value));
       return () => m.backends.update(u32(step.slot), before);
     }
@@ -304,7 +335,7 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'publish': {
       // The table goes into the slot no packet reads; the one vips update below makes it live.
       writeTable(k, step.meta.id, step.meta.slot, step.members);
-      if (!step.previous) resetCounters(k, step.meta.id);
+      if (!step.previous) resetCounters(k, 'vip', step.meta.id);
       m.vips.update(encodeVipKey(step.key), encodeVipMeta(step.meta));
       const prev = step.previous;
       return prev ? () => m.vips.update(encodeVipKey(step.key), encodeVipMeta(prev)) : () => void m.vips.delete(encodeVipKey(step.key));
@@ -326,5 +357,8 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'remove-endpoint':
       m.nat_endpoints.delete(encodeVipKey(step.key));
       return () => m.nat_endpoints.update(encodeVipKey(step.key), encodeEndpoint(step.previous));
+    case 'set-vip-index':
+      writeVipIndex(k, step.index, step.previous, step.value);
+      return () => writeVipIndex(k, step.index, step.value, step.previous);
   }
 }

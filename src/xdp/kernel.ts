@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -35,8 +37,28 @@ export interface XdpKernel {
   destroy(interfaces: XdpSettings['interfaces']): void;
 }
 
-function limitsFromSettings(s: XdpSettings): XdpLimits {
-  return { maxVips: s.maxVips, maxBackends: s.maxBackends, maglevTableSize: s.maglevTableSize, conntrackSize: s.conntrackSize };
+/** conntrackSize rounds up to whole sets of FL_CT_WAYS entries. */
+export function limitsFromSettings(s: XdpSettings): XdpLimits {
+  const ways = ENUMS.fl_limits.FL_CT_WAYS;
+  return { maxVips: s.maxVips, maxBackends: s.maxBackends, maglevTableSize: s.maglevTableSize, conntrackSize: Math.ceil(s.conntrackSize / ways) * ways };
+}
+
+/**
+ * The kernel's CONFIG_HZ (jiffies per second) from its config (/proc/config.gz or
+ * /boot/config-<release>). Without one, 100, the lowest value a kernel can have: the next-hop
+ * cache then expires sooner than asked, never later.
+ */
+export function kernelHz(sources: Array<() => string> = [
+  () => gunzipSync(readFileSync('/proc/config.gz')).toString('latin1'),
+  () => readFileSync(`/boot/config-${release()}`, 'latin1'),
+]): number {
+  for (const read of sources) {
+    try {
+      const m = /^CONFIG_HZ=(\d+)$/m.exec(read());
+      if (m) return Number(m[1]);
+    } catch { /* try the next source */ }
+  }
+  return 100;
 }
 
 /** The compiled object must agree with src/xdp/abi.ts; a drifted build is refused here. */
@@ -121,7 +143,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
       maxVips,
       maxBackends: maps.backends.info.maxEntries,
       maglevTableSize: maps.maglev.info.maxEntries / (maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS),
-      conntrackSize: maps.conntrack.info.maxEntries,
+      conntrackSize: maps.conntrack.info.maxEntries * ENUMS.fl_limits.FL_CT_WAYS,
     };
     reopened = true;
   } else {
@@ -134,15 +156,18 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
     limits = limitsFromSettings(opts.settings);
     const obj = loadOrExplain(objectPath, {
-      rodata: { maglev_size: limits.maglevTableSize, max_vips: limits.maxVips, max_backends: limits.maxBackends },
+      rodata: {
+        maglev_size: limits.maglevTableSize, max_vips: limits.maxVips, max_backends: limits.maxBackends,
+        ct_sets: limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS, nexthop_ttl_jiffies: BigInt(kernelHz()),
+      },
       maxEntries: {
         vips: limits.maxVips,
         maglev: limits.maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS * limits.maglevTableSize,
         backends: limits.maxBackends,
-        conntrack: limits.conntrackSize,
+        conntrack: limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS,
         reverse_nat: limits.conntrackSize,
-        stats: limits.maxVips + limits.maxBackends,
-        nexthop: limits.maxBackends,
+        stats: limits.maxVips,
+        backend_pcpu: limits.maxBackends,
         nat_endpoints: limits.maxBackends,
       },
     });

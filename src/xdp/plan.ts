@@ -1,6 +1,6 @@
 import type { Service } from '../model/schema.js';
 import { formatEndpoint, type Family } from '../model/net.js';
-import { filterWords, type BackendValue, type EndpointValue, type VipKey, type VipMeta } from './abi.js';
+import { endpointHash, filterWords, type BackendValue, type EndpointValue, type VipKey, type VipMeta } from './abi.js';
 
 /**
  * plan(desired, observed) -> XdpStep[]: pure. Observed is what the pinned maps hold (read back
@@ -11,6 +11,10 @@ import { filterWords, type BackendValue, type EndpointValue, type VipKey, type V
  * backends are written before any table points at them; a table is written into the VIP's spare
  * slot and made live by ONE vips-map update (publish); a backend slot is deactivated only after no
  * live table points at it; a VIP is unpublished before its backends go.
+ *
+ * vip_index holds copies of VIP entries for the fast path. A copy that would name another VIP, id
+ * or mode is cleared before anything else (packets then read `vips`); copies are (re)written right
+ * after the publishes, while the tables and backends they may still name are all intact.
  */
 
 export interface DesiredBackend { address: string; port: number; weight: number; mac: string | undefined }
@@ -25,6 +29,8 @@ export interface Observed {
   filter: BigUint64Array;
   /** nat_endpoints: nat backend endpoint -> the VIP its replies get. */
   endpoints: Array<{ key: VipKey; value: EndpointValue }>;
+  /** vip_index: the non-empty entries, by index. */
+  vipIndex: Map<number, ObservedVip>;
 }
 
 export interface Limits { maxVips: number; maxBackends: number; maglevTableSize: number }
@@ -40,7 +46,8 @@ export type XdpStep =
   | { kind: 'remove-vip'; service: string; key: VipKey; previous: VipMeta }
   | { kind: 'set-filter'; service: string; words: BigUint64Array; previous: BigUint64Array; bits: number }
   | { kind: 'set-endpoint'; service: string; key: VipKey; value: EndpointValue; previous: EndpointValue | undefined }
-  | { kind: 'remove-endpoint'; service: string; key: VipKey; previous: EndpointValue };
+  | { kind: 'remove-endpoint'; service: string; key: VipKey; previous: EndpointValue }
+  | { kind: 'set-vip-index'; service: string; index: number; value: ObservedVip | undefined; previous: ObservedVip | undefined };
 
 export type XdpStepKind = XdpStep['kind'];
 
@@ -184,6 +191,35 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     }
   }
 
+  // vip_index: where exactly one desired VIP hashes, a copy of its final entry.
+  const published = new Map<string, VipMeta>();
+  for (const p of publishes) if (p.kind === 'publish') published.set(vipKeyString(p.key), p.meta);
+  const finalVips: Array<{ service: string; vip: ObservedVip }> = [];
+  for (const d of desired) {
+    const keyText = vipKeyString(d.key);
+    const meta = published.get(keyText) ?? observedByKey.get(keyText)!.meta;
+    finalVips.push({ service: d.service, vip: { key: d.key, meta } });
+  }
+  const byIndex = new Map<number, Array<{ service: string; vip: ObservedVip }>>();
+  for (const f of finalVips) {
+    const h = endpointHash(f.vip.key.address, f.vip.key.port, f.vip.key.protocol);
+    byIndex.set(h, [...(byIndex.get(h) ?? []), f]);
+  }
+  const indexClears: XdpStep[] = [], indexSets: XdpStep[] = [];
+  const sameVip = (a: ObservedVip, b: ObservedVip) => vipKeyString(a.key) === vipKeyString(b.key) && a.meta.id === b.meta.id && a.meta.mode === b.meta.mode;
+  const sameEntry = (a: ObservedVip, b: ObservedVip) => sameVip(a, b) && a.meta.slot === b.meta.slot && a.meta.tableHash === b.meta.tableHash;
+  for (const index of new Set([...observed.vipIndex.keys(), ...byIndex.keys()])) {
+    const users = byIndex.get(index) ?? [];
+    const want = users.length === 1 ? users[0]!.vip : undefined;
+    const service = users.length === 1 ? users[0]!.service : '*';
+    let have = observed.vipIndex.get(index);
+    if (have && (!want || !sameVip(have, want))) {
+      indexClears.push({ kind: 'set-vip-index', service, index, value: undefined, previous: have });
+      have = undefined;
+    }
+    if (want && (!have || !sameEntry(have, want))) indexSets.push({ kind: 'set-vip-index', service, index, value: want, previous: have });
+  }
+
   for (const [k, e] of desiredEp) {
     const had = observedEp.get(k);
     const v = e.value, p = had?.value;
@@ -226,7 +262,7 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     filterLast.push({ kind: 'set-filter', service: '*', words: exact, previous: superset, bits: popcount(exact) });
   // Reply entries name live slots: set after the slots are written, before the VIP is published;
   // removed after the slots they name are gone.
-  return [...filterFirst, ...adds, ...endpointSets, ...publishes, ...vipRemovals, ...removes, ...endpointRemovals, ...filterLast];
+  return [...indexClears, ...filterFirst, ...adds, ...endpointSets, ...publishes, ...indexSets, ...vipRemovals, ...removes, ...endpointRemovals, ...filterLast];
 }
 
 function sameWords(a: BigUint64Array, b: BigUint64Array): boolean {
@@ -261,12 +297,16 @@ export function describeStep(s: XdpStep): string {
       return `${s.previous ? '~' : '+'} nat replies from ${s.key.protocol} ${formatEndpoint(s.key.address, s.key.port)} -> ${formatEndpoint(s.value.vip, s.value.vport)} (slot ${s.value.slot}${s.value.shared ? ', shared by several VIPs' : ''})`;
     case 'remove-endpoint':
       return `- nat replies from ${s.key.protocol} ${formatEndpoint(s.key.address, s.key.port)}`;
+    case 'set-vip-index':
+      return s.value
+        ? `~ vip index ${s.index}: ${vipKeyString(s.value.key)} id ${s.value.meta.id} slot ${s.value.meta.slot}`
+        : `- vip index ${s.index} (${s.previous ? vipKeyString(s.previous.key) : 'empty'}): packets use the vips map`;
   }
 }
 
 /** What the maps hold after `steps` were applied to `observed` (the executor's effect, purely). */
 export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): Observed {
-  const next: Observed = { vips: [], backends: observed.backends.slice(), filter: observed.filter, endpoints: [] };
+  const next: Observed = { vips: [], backends: observed.backends.slice(), filter: observed.filter, endpoints: [], vipIndex: new Map(observed.vipIndex) };
   const ek = (k: VipKey) => `${k.protocol} ${formatEndpoint(k.address, k.port)}`;
   const endpoints = new Map(observed.endpoints.map((e) => [ek(e.key), e]));
   const vips = new Map(observed.vips.map((v) => [v.meta.id, v]));
@@ -293,6 +333,10 @@ export function applyToObserved(observed: Observed, steps: readonly XdpStep[]): 
         break;
       case 'remove-endpoint':
         endpoints.delete(ek(s.key));
+        break;
+      case 'set-vip-index':
+        if (s.value) next.vipIndex.set(s.index, s.value);
+        else next.vipIndex.delete(s.index);
         break;
     }
   }

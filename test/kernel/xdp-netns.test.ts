@@ -231,7 +231,7 @@ test('established TCP connections keep their backend when one is added; new flow
   assert.deepEqual(first.filter((i) => !/^b[12]$/.test(i)), []);
   const r = await agent!.call({ op: 'reconcile', services: servicesWith([1, 2, 3]) });
   const steps = (r.result as { steps: Array<{ kind: string }> }).steps.map((s) => s.kind);
-  assert.deepEqual(steps, ['set-filter', 'add-backend', 'set-endpoint', 'publish']);
+  assert.deepEqual(steps, ['set-filter', 'add-backend', 'set-endpoint', 'publish', 'set-vip-index']);
   const again = await h.again();
   assert.deepEqual(again, first, 'every held connection answered by the same backend');
   h.quit();
@@ -242,7 +242,7 @@ test('established TCP connections keep their backend when one is added; new flow
 
 test('a removed backend gets no new flows', { skip }, async () => {
   const r = await agent!.call({ op: 'reconcile', services: servicesWith([2, 3]) });
-  assert.deepEqual((r.result as { steps: Array<{ kind: string }> }).steps.map((s) => s.kind), ['publish', 'remove-backend', 'remove-endpoint', 'set-filter']);
+  assert.deepEqual((r.result as { steps: Array<{ kind: string }> }).steps.map((s) => s.kind), ['publish', 'set-vip-index', 'remove-backend', 'remove-endpoint', 'set-filter']);
   const fresh = await traffic('tcp', '10.0.0.1', 80, 24);
   assert.deepEqual(fresh.filter((i) => i !== 'b2' && i !== 'b3'), [], `no flow to b1: ${fresh.join(',')}`);
   assert.equal(new Set(fresh).size, 2);

@@ -21,7 +21,7 @@ class FakeMap {
   #check(op: string) { if (this.failOn?.(op)) throw new FulcrumError('KERNEL_ERROR', `${this.name}: injected ${op} failure`); }
   // An array map always has every key (zeros until written); a hash map only what was inserted.
   lookup(k: Buffer) { return this.data.get(k.toString('hex')) ?? (this.isArray ? Buffer.alloc(this.valueSize) : undefined); }
-  get isArray() { return ['maglev', 'backends', 'stats', 'filter', 'nexthop'].includes(this.name); }
+  get isArray() { return ['maglev', 'backends', 'stats', 'filter', 'backend_pcpu', 'vip_index', 'conntrack'].includes(this.name); }
   update(k: Buffer, v: Buffer) { this.#check('update'); this.data.set(k.toString('hex'), Buffer.from(v)); }
   delete(k: Buffer) { this.#check('delete'); return this.data.delete(k.toString('hex')); }
   updateBatch(keys: Buffer[], values: Buffer[]) { this.#check('updateBatch'); keys.forEach((k, i) => this.data.set(k.toString('hex'), Buffer.from(values[i]!))); return keys.length; }
@@ -38,7 +38,7 @@ class FakeMap {
 function fakeKernel(): { kernel: XdpKernel; maps: Record<MapName, FakeMap> } {
   const limits = { maxVips: 4, maxBackends: 16, maglevTableSize: 251, conntrackSize: 1024 };
   const size = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
-  const maps = Object.fromEntries(Object.entries(MAPS).map(([n, s]) => [n, new FakeMap(n, size(s.key), size(s.value), 1024, n === 'stats' || n === 'nexthop')])) as Record<MapName, FakeMap>;
+  const maps = Object.fromEntries(Object.entries(MAPS).map(([n, s]) => [n, new FakeMap(n, size(s.key), size(s.value), 1024, n === 'stats' || n === 'backend_pcpu')])) as Record<MapName, FakeMap>;
   const kernel: XdpKernel = {
     maps: maps as unknown as Record<MapName, BpfMap>,
     program: { id: 1 } as unknown as BpfProgram,
@@ -88,7 +88,7 @@ test('dryRun plans without touching the maps', async () => {
     const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
     const r = await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services, { dryRun: true });
     assert.equal(r.applied, false);
-    assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'set-endpoint', 'publish']);
+    assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'set-endpoint', 'publish', 'set-vip-index']);
     assert.match(r.steps[3]!.description, /\+ a \(tcp 10.0.0.1:80\) nat id 0 with 1 backends/);
     assert.equal(maps.vips.data.size, 0);
     assert.equal(maps.backends.data.size, 0);

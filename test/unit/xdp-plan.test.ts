@@ -13,9 +13,11 @@ function services(...svcs: unknown[]) {
 const web = (backends: unknown[], extra: Record<string, unknown> = {}) =>
   ({ name: 'web', dataplane: 'xdp', address: '10.0.0.1', port: 80, backends, ...extra });
 
-const empty = (): Observed => ({ vips: [], backends: Array.from({ length: limits.maxBackends }, () => inactive()), filter: new BigUint64Array(1024), endpoints: [] });
-/** Step kinds without the endpoint-filter steps (tested on their own below). */
-const kinds = (steps: XdpStep[]) => steps.filter((s) => !['set-filter', 'set-endpoint', 'remove-endpoint'].includes(s.kind)).map((s) => s.kind);
+const empty = (): Observed => ({ vips: [], backends: Array.from({ length: limits.maxBackends }, () => inactive()), filter: new BigUint64Array(1024), endpoints: [], vipIndex: new Map() });
+/** Step kinds without the endpoint-filter, reply-entry and vip-index steps (tested on their own below). */
+const kinds = (steps: XdpStep[]) => steps.filter((s) => !['set-filter', 'set-endpoint', 'remove-endpoint', 'set-vip-index'].includes(s.kind)).map((s) => s.kind);
+type IndexStep = Extract<XdpStep, { kind: 'set-vip-index' }>;
+const indexSteps = (steps: XdpStep[]) => steps.filter((s): s is IndexStep => s.kind === 'set-vip-index');
 function inactive(gen = 0): BackendValue {
   return { address: '0.0.0.0', family: 'inet', port: 0, mac: undefined, active: false, sharedNat: false, weight: 0, vipId: 0, gen };
 }
@@ -133,7 +135,7 @@ test('endpoint filter: the superset goes first, the exact set last; VIPs and nat
   const has = (a: string, p: number) => { const h = endpointHash(a, p, 'tcp'); return (words[h >>> 6]! >> BigInt(h & 63)) & 1n; };
   assert.equal(has('10.0.0.1', 80), 1n);
   assert.equal(has('10.1.0.1', 8080), 1n);
-  assert.equal(steps.at(-1)!.kind, 'publish', 'no stale bits to clear on a fresh node');
+  assert.notEqual(steps.at(-1)!.kind, 'set-filter', 'no stale bits to clear on a fresh node');
   const obs = apply(empty(), steps);
   const moved = plan(services(web([{ address: '10.1.0.2', port: 8080 }])), obs, limits);
   assert.equal(moved[0]!.kind, 'set-filter');
@@ -182,4 +184,52 @@ test('an endpoint used by two nat VIPs is shared (per-flow entries) and keeps th
   const ep2 = back.find((s) => s.kind === 'set-endpoint') as Extract<XdpStep, { kind: 'set-endpoint' }>;
   assert.deepEqual([ep2.value.vip, ep2.value.shared], ['10.0.0.2', false]);
   assert.deepEqual(plan(services(b), apply(both, back), limits), []);
+});
+
+test('vip_index: a copy of each VIP after its publish; swaps rewrite it in place; other changes clear it first', () => {
+  const h = endpointHash('10.0.0.1', 80, 'tcp');
+  const first = plan(services(web([{ address: '10.1.0.1', port: 8080 }])), empty(), limits);
+  const all = first.map((s) => s.kind);
+  assert.ok(all.indexOf('set-vip-index') > all.indexOf('publish'), 'written after the publish');
+  assert.deepEqual(indexSteps(first).map((s) => [s.index, s.value?.meta.slot, s.previous]), [[h, 0, undefined]]);
+  const obs = apply(empty(), first);
+  assert.equal(obs.vipIndex.get(h)?.meta.id, 0);
+  assert.equal(plan(services(web([{ address: '10.1.0.1', port: 8080 }])), obs, limits).length, 0, 'nothing to do when nothing changed');
+
+  // A backend change: one rewrite to the new live slot, after the publish that swapped it.
+  const swap = plan(services(web([{ address: '10.1.0.1', port: 8080 }, { address: '10.1.0.2', port: 8080 }])), obs, limits);
+  const sk = swap.map((s) => s.kind);
+  assert.deepEqual(indexSteps(swap).map((s) => [s.value?.meta.slot, s.previous?.meta.slot]), [[1, 0]]);
+  assert.ok(sk.indexOf('set-vip-index') > sk.indexOf('publish'));
+
+  // A mode change: cleared before anything else, written again after the publish.
+  const dr = plan(services(web([{ address: '10.1.0.1' }], { forwarding: 'dr' })), obs, limits);
+  const di = indexSteps(dr);
+  assert.deepEqual(di.map((s) => s.value?.meta.mode), [undefined, 'dr']);
+  assert.equal(dr[0]!.kind, 'set-vip-index');
+  assert.ok(dr.indexOf(di[1]!) > dr.findIndex((s) => s.kind === 'publish'));
+
+  // Removal: cleared before the VIP is unpublished.
+  const gone = plan([], obs, limits);
+  assert.equal(gone[0]!.kind, 'set-vip-index');
+  assert.equal((gone[0] as IndexStep).value, undefined);
+  assert.equal(apply(obs, gone).vipIndex.size, 0);
+});
+
+test('vip_index: two VIPs with the same index get no copy (both use the vips map)', () => {
+  // Find a second VIP address whose endpoint hash collides with 10.0.0.1:80/tcp.
+  const h = endpointHash('10.0.0.1', 80, 'tcp');
+  let other = '';
+  for (let i = 0; i < 1 << 22 && !other; i++) {
+    const a = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    if (a !== '10.0.0.1' && endpointHash(a, 80, 'tcp') === h) other = a;
+  }
+  assert.ok(other, 'a colliding address exists');
+  const two = services(web([{ address: '10.1.0.1', port: 8080 }]), { ...web([{ address: '10.1.0.2', port: 8080 }]), name: 'web2', address: other });
+  const steps = plan(two, empty(), limits);
+  assert.equal(indexSteps(steps).length, 0);
+  // One of them goes: the other gets the copy.
+  const obs = apply(empty(), steps);
+  const one = plan(services(web([{ address: '10.1.0.1', port: 8080 }])), obs, limits);
+  assert.deepEqual(indexSteps(one).map((s) => s.value?.key.address), ['10.0.0.1']);
 });
