@@ -343,9 +343,10 @@ static __always_inline void count_vip(__u32 vid, __u32 bytes, int out, int new_f
 
 /*
  * Rewrites the destination (dst=1) or source (dst=0) address and port of the parsed packet and
- * fixes the checksums incrementally; IPv4 also gets its TTL decremented (we route).
+ * fixes the checksums incrementally; the TTL / hop limit is decremented (we route). -1, with the
+ * packet untouched, when the TTL would expire: the kernel then sends the ICMP time exceeded.
  */
-static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u8 *addr, __be16 port)
+static __always_inline int rewrite(struct pkt *p, void *end, int dst, const __u8 *addr, __be16 port)
 {
 	int v6 = p->flow.family == FL_FAMILY_INET6;
 	__u32 l4d = 0;
@@ -356,8 +357,8 @@ static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u
 		__u16 old_ttl_word, new_ttl_word;
 		__be32 *field;
 
-		if ((void *)(ip + 1) > end)
-			return;
+		if ((void *)(ip + 1) > end || ip->ttl <= 1)
+			return -1;
 		field = dst ? &ip->daddr : &ip->saddr;
 		ipd = csum_delta_addr(0, (const __u8 *)field, addr, 0);
 		l4d = ipd;
@@ -371,8 +372,8 @@ static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u
 		struct ipv6hdr *ip6 = p->l3;
 		struct in6_addr *field;
 
-		if ((void *)(ip6 + 1) > end)
-			return;
+		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
+			return -1;
 		field = dst ? &ip6->daddr : &ip6->saddr;
 		l4d = csum_delta_addr(0, (const __u8 *)field, addr, 1);
 		ip6->hop_limit--;
@@ -383,7 +384,7 @@ static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u
 		struct tcphdr *th = p->l4;
 		__be16 *pf;
 		if ((void *)(th + 1) > end)
-			return;
+			return -1; /* for the verifier: parse() checked it */
 		pf = dst ? &th->dest : &th->source;
 		l4d = csum_delta16(l4d, *pf, port);
 		*pf = port;
@@ -392,7 +393,7 @@ static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u
 		struct udphdr *uh = p->l4;
 		__be16 *pf;
 		if ((void *)(uh + 1) > end)
-			return;
+			return -1; /* for the verifier: parse() checked it */
 		pf = dst ? &uh->dest : &uh->source;
 		l4d = csum_delta16(l4d, *pf, port);
 		*pf = port;
@@ -401,6 +402,7 @@ static __always_inline void rewrite(struct pkt *p, void *end, int dst, const __u
 			uh->check = c ? c : 0xffff; /* RFC 768: a computed 0 is sent as all ones */
 		}
 	}
+	return 0;
 }
 
 static __always_inline int filter_hit(__u32 h)
@@ -456,29 +458,44 @@ static __always_inline __u64 ct_value(__u32 backend, __u32 gen, __u32 hash)
 	return (__u64)backend | ((__u64)(gen & 0xffff) << 32) | ((__u64)(hash & 0xffff) << 48);
 }
 
-/* The entry of `flow` in its set, with its value in *val; NULL when the flow is not there. */
-static __always_inline struct fl_ct_entry *ct_find(struct fl_ct_set *set, const struct fl_flow_key *flow, __u32 hash, __u64 *val)
+/*
+ * The entry holding `flow`'s key, with its value in *val; NULL when the flow is not there. The
+ * caller checks ct_valid(): an entry can hold the key with a value that is not (yet) its own.
+ */
+static __always_inline struct fl_ct_entry *ct_find(struct fl_ct_set *set, const struct fl_flow_key *flow, __u64 *val)
 {
 #pragma unroll
 	for (int w = 0; w < FL_CT_WAYS; w++) {
 		struct fl_ct_entry *e = &set->way[w];
 		if (flow_eq(&e->key, flow)) {
-			__u64 v = *(volatile __u64 *)&e->backend;
-			if ((v >> 48) != (hash & 0xffff))
-				return NULL; /* half-written by another CPU: treat as new */
-			*val = v;
+			*val = *(volatile __u64 *)&e->backend;
 			return e;
 		}
 	}
 	return NULL;
 }
 
-/* Records `flow` in its set: over an empty way, else over the one idle longest. */
-static __always_inline void ct_insert(struct fl_ct_set *set, const struct fl_flow_key *flow, __u64 val, __u32 now)
+/* The value was written for this flow (its tag is the flow hash's), not torn by a racing writer. */
+static __always_inline int ct_valid(__u64 val, __u32 hash)
+{
+	return (val >> 48) == (hash & 0xffff);
+}
+
+/*
+ * Records `flow` in its set: over `stale` (the flow's own entry, when it has one that is torn or
+ * names a backend that is gone, so that a key is never in two ways), else over an empty way, else
+ * over the one idle longest.
+ */
+static __always_inline void ct_insert(struct fl_ct_set *set, struct fl_ct_entry *stale, const struct fl_flow_key *flow, __u64 val,
+				      __u32 now)
 {
 	struct fl_ct_entry *victim = &set->way[0];
 	__u32 idle = 0;
 
+	if (stale) {
+		victim = stale;
+		goto write;
+	}
 #pragma unroll
 	for (int w = 0; w < FL_CT_WAYS; w++) {
 		struct fl_ct_entry *e = &set->way[w];
@@ -492,6 +509,7 @@ static __always_inline void ct_insert(struct fl_ct_set *set, const struct fl_flo
 			victim = e;
 		}
 	}
+write:
 	__builtin_memcpy(&victim->key, flow, sizeof(*flow));
 	asm volatile("" ::: "memory"); /* key first, then the value (x86 keeps store order) */
 	*(volatile __u64 *)&victim->backend = val;
@@ -569,16 +587,6 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const __u8
 	return send(ctx, nh->dmac, nh->smac, nh->ifindex);
 }
 
-static __always_inline int ttl_expiring(struct pkt *p, void *end)
-{
-	if (p->flow.family == FL_FAMILY_INET) {
-		struct iphdr *ip = p->l3;
-		return (void *)(ip + 1) > end || ip->ttl <= 1;
-	}
-	struct ipv6hdr *ip6 = p->l3;
-	return (void *)(ip6 + 1) > end || ip6->hop_limit <= 1;
-}
-
 /* A reply from a nat backend: put the VIP back as the source and route it to the client. */
 static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 bytes)
 {
@@ -618,19 +626,18 @@ static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 b
 		fk.pad[1] = 0;
 		h = flow_hash(p->dst_fold, addr_fold(e->vip), fk.sport, fk.dport, fk.proto);
 		set = ct_set_of(h);
-		if (!set || !ct_find(set, &fk, h, &val) || (__u32)val != e->backend)
+		if (!set || !ct_find(set, &fk, &val) || !ct_valid(val, h) || (__u32)val != e->backend)
 			return XDP_PASS;
 		r = *e;
 	}
-	if (ttl_expiring(p, end))
-		return XDP_PASS; /* the kernel sends the ICMP time exceeded */
+	if (rewrite(p, end, 0, r.vip, r.vport) < 0)
+		return XDP_PASS;
 	count_vip(r.vip_id, bytes, 1, 0);
 	{
 		struct fl_backend_pcpu *bs = bpf_map_lookup_elem(&backend_pcpu, &r.backend);
 		if (bs)
 			add(&bs->counters, bytes, 1, 0);
 	}
-	rewrite(p, end, 0, r.vip, r.vport);
 	/* Towards the client: no per-backend next-hop cache, the FIB decides. */
 	return forward(ctx, p, r.vip, p->flow.dst, r.vport, p->flow.dport, NULL, 0, 0);
 }
@@ -697,8 +704,8 @@ int fulcrum_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	now64 = bpf_jiffies64();
 	now = (__u32)(now64 >> FL_CT_SEEN_SHIFT);
-	ct = ct_find(set, &p.flow, hash, &val);
-	if (ct) {
+	ct = ct_find(set, &p.flow, &val);
+	if (ct && ct_valid(val, hash)) {
 		__u32 i = (__u32)val;
 		b = bpf_map_lookup_elem(&backends, &i);
 		if (b && (b->flags & FL_BACKEND_ACTIVE) && (b->gen & 0xffff) == ((val >> 32) & 0xffff) && b->vip_id == vid) {
@@ -719,7 +726,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 		b = bpf_map_lookup_elem(&backends, &bidx);
 		if (!b || !(b->flags & FL_BACKEND_ACTIVE) || b->vip_id != vid)
 			return XDP_PASS;
-		ct_insert(set, &p.flow, ct_value(bidx, b->gen, hash), now);
+		ct_insert(set, ct, &p.flow, ct_value(bidx, b->gen, hash), now);
 		new_flow = 1;
 	}
 
@@ -734,10 +741,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 	/* nat */
 	{
 		const struct fl_backend *be = b;
-		__u8 client[16];
 
-		if (ttl_expiring(&p, end))
-			return XDP_PASS;
 		if (new_flow && (be->flags & FL_BACKEND_SHARED_NAT)) {
 			struct fl_flow_key rk = {};
 			struct fl_rnat rv = {};
@@ -753,9 +757,10 @@ int fulcrum_xdp(struct xdp_md *ctx)
 			rv.backend = bidx;
 			bpf_map_update_elem(&reverse_nat, &rk, &rv, BPF_ANY);
 		}
-		__builtin_memcpy(client, p.flow.src, 16);
-		rewrite(&p, end, 1, be->addr, be->port);
-		return forward(ctx, &p, client, be->addr, p.flow.sport, be->port, bs, be->gen, now64);
+		/* p.flow keeps the packet's original addresses: the FIB is asked for client -> backend. */
+		if (rewrite(&p, end, 1, be->addr, be->port) < 0)
+			return XDP_PASS;
+		return forward(ctx, &p, p.flow.src, be->addr, p.flow.sport, be->port, bs, be->gen, now64);
 	}
 }
 

@@ -277,3 +277,66 @@ export function filterWords(endpoints: Iterable<{ address: string; port: number;
   }
   return words;
 }
+
+const HASH_SEED = 0x9e3779b9; // the program's hash_seed default (the control plane does not change it)
+const M64 = (1n << 64n) - 1n;
+
+/** XOR of the four little-endian words of the 16-byte address (the program's addr_fold). */
+function addrFold(address: string): number {
+  const a = addr16(address);
+  return (a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12)) >>> 0;
+}
+
+/** A port as the program loads it: the network-order u16 read on this little-endian host. */
+function rawPort(port: number): number {
+  return ((port & 0xff) << 8) | (port >>> 8);
+}
+
+export interface FlowTuple { src: string; dst: string; sport: number; dport: number; protocol: 'tcp' | 'udp' }
+
+/**
+ * flow_hash of bpf/fulcrum_xdp.bpf.c, bit for bit: the flow's Maglev entry is hash % tableSize,
+ * its conntrack set (hash * sets) >> 32, its tag the low 16 bits. The packet fixtures prove the two
+ * agree (they predict the backend and the set of flows from it).
+ */
+export function flowHash(f: FlowTuple): number {
+  const a = (BigInt(addrFold(f.src)) << 32n) | BigInt(addrFold(f.dst));
+  const b = (BigInt(((rawPort(f.sport) << 16) | rawPort(f.dport)) >>> 0) << 32n) | BigInt((HASH_SEED ^ IPPROTO[f.protocol]) >>> 0);
+  let h = (a * 0x9e3779b97f4a7c15n + b * 0xc4ceb9fe1a85ec53n) & M64;
+  h ^= h >> 33n;
+  h = (h * 0xff51afd7ed558ccdn) & M64;
+  h ^= h >> 33n;
+  return Number(h & 0xffffffffn);
+}
+
+/** The conntrack set a flow hash lives in. */
+export function conntrackSet(hash: number, sets: number): number {
+  return Number((BigInt(hash >>> 0) * BigInt(sets)) >> 32n);
+}
+
+export interface ConntrackEntry { src: string; dst: string; sport: number; dport: number; protocol: 'tcp' | 'udp'; backend: number; gen: number; tag: number; seen: number }
+
+/** The used ways of one conntrack set (fl_ct_set). */
+export function decodeConntrackSet(b: Uint8Array): ConntrackEntry[] {
+  const e = STRUCTS.fl_ct_entry, k = STRUCTS.fl_flow_key;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const out: ConntrackEntry[] = [];
+  for (let w = 0; w < L.FL_CT_WAYS; w++) {
+    const at = w * e.size;
+    const family = buf.readUInt8(at + k.fields.family.offset);
+    if (family === 0) continue;
+    const n = family === ENUMS.fl_family.FL_FAMILY_INET ? 4 : 16;
+    out.push({
+      src: bytesToIp(buf.subarray(at + k.fields.src.offset, at + k.fields.src.offset + n)),
+      dst: bytesToIp(buf.subarray(at + k.fields.dst.offset, at + k.fields.dst.offset + n)),
+      sport: buf.readUInt16BE(at + k.fields.sport.offset),
+      dport: buf.readUInt16BE(at + k.fields.dport.offset),
+      protocol: buf.readUInt8(at + k.fields.proto.offset) === IPPROTO.udp ? 'udp' : 'tcp',
+      backend: buf.readUInt32LE(at + e.fields.backend.offset),
+      gen: buf.readUInt16LE(at + e.fields.gen.offset),
+      tag: buf.readUInt16LE(at + e.fields.tag.offset),
+      seen: buf.readUInt32LE(at + e.fields.seen.offset),
+    });
+  }
+  return out;
+}

@@ -7,6 +7,7 @@ import { silentLogger } from '../../src/log.js';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import type { Dataplane } from '../../src/dataplane/types.js';
 import type { XdpKernel } from '../../src/xdp/kernel.js';
+import { addr16, conntrackSet, decodeBackend, decodeConntrackSet, decodeVipMeta, encodeVipKey, flowHash, maglevIndex, u32, ENUMS, STRUCTS } from '../../src/xdp/abi.js';
 import { Netns } from '../helpers/netns.js';
 import { buildPacket, parsePacket, sameAddress, type PacketSpec } from '../helpers/packets.js';
 import { xdpSkipReason, testDirs, SMALL } from '../helpers/xdp.js';
@@ -57,7 +58,7 @@ before(async () => {
   await ns.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
   await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
   ifindex = withNetnsSync(ns.name, () => ifIndex('d0'));
-  dp = await createXdpDataplane({ settings: { interfaces: [], ...SMALL, detachOnShutdown: false }, ...dirs, logger: silentLogger() });
+  dp = await createXdpDataplane({ settings: { interfaces: [], ...SMALL, maxVips: 16, detachOnShutdown: false }, ...dirs, logger: silentLogger() });
   const r = await dp.reconcile(parseDesiredState({ services }).services);
   assert.equal(r.applied, true);
 });
@@ -279,4 +280,85 @@ test('fixture: a flow whose backend was removed is re-balanced; a reused slot do
   for (const s of on8082) assert.equal(portOf(s), 8082, `flow ${s} keeps its backend`);
   for (const s of on8081) assert.notEqual(portOf(s), 8081);
   assert.equal(await newFlows() - before, BigInt(on8081.length), "exactly the removed backend's flows were re-picked (none followed the reused slot)");
+  // Re-picked flows were written over their stale entries: their next packets are established.
+  const repicked = new Map(on8081.map((s) => [s, portOf(s)]));
+  const after = await newFlows();
+  for (const [s, port] of repicked) assert.equal(portOf(s), port, `re-picked flow ${s} sticks`);
+  assert.equal(await newFlows(), after, 'no flow was re-picked twice');
+});
+
+// The connection table and the flow hash, checked against src/xdp/abi.ts's mirror of flow_hash.
+const spreadSvc = { name: 'spread', dataplane: 'xdp', address: '10.0.0.5', port: 80, backends: [8081, 8082, 8083, 8084].map((port, i) => ({ address: '10.1.0.1', port, weight: i + 1 })) };
+const spreadFlow = (sport: number) => buildPacket({ ...client4, dst: '10.0.0.5', protocol: 'tcp', sport, dport: 80, tcpFlags: 0x10 });
+const tuple = (sport: number) => ({ src: '10.9.0.5', dst: '10.0.0.5', sport, dport: 80, protocol: 'tcp' as const });
+const ctSets = () => dp.kernel.limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS;
+const readSet = (set: number) => decodeConntrackSet(dp.kernel.maps.conntrack.lookup(u32(set))!);
+const clearSet = (set: number) => dp.kernel.maps.conntrack.update(u32(set), Buffer.alloc(STRUCTS.fl_ct_set.size));
+
+/** The backend port the live Maglev table of `spread` gives a flow hash (read from the maps). */
+function maglevPort(hash: number): { slot: number; port: number; gen: number } {
+  const meta = decodeVipMeta(dp.kernel.maps.vips.lookup(encodeVipKey({ address: '10.0.0.5', family: 'inet', port: 80, protocol: 'tcp' }))!);
+  const size = dp.kernel.limits.maglevTableSize;
+  const slot = dp.kernel.maps.maglev.lookup(u32(maglevIndex(meta.id, meta.slot, hash % size, size)))!.readUInt32LE(0);
+  const b = decodeBackend(dp.kernel.maps.backends.lookup(u32(slot))!);
+  return { slot, port: b.port, gen: b.gen };
+}
+
+test('fixture: every new flow goes where flowHash and the live Maglev table say, and is recorded in its set', { skip }, async () => {
+  await dp.reconcile(parseDesiredState({ services: [...services, spreadSvc] }).services);
+  const ports = new Set<number>();
+  for (let sport = 43000; sport < 43064; sport++) {
+    const h = flowHash(tuple(sport));
+    const want = maglevPort(h);
+    const r = run(spreadFlow(sport));
+    assert.equal(r.verdict, XdpAction.TX);
+    assert.equal(parsePacket(r.out).dport, want.port, `flow ${sport}`);
+    ports.add(want.port);
+    const entry = readSet(conntrackSet(h, ctSets())).find((e) => e.sport === sport && e.dst === '10.0.0.5');
+    assert.ok(entry, `flow ${sport} is in set ${conntrackSet(h, ctSets())}`);
+    assert.deepEqual([entry.backend, entry.gen, entry.tag], [want.slot, want.gen & 0xffff, h & 0xffff]);
+  }
+  assert.equal(ports.size, 4, 'all four backends got flows');
+});
+
+test('fixture: a full set evicts the way idle longest; the others keep their flows', { skip }, () => {
+  // Five flows of one set (found with flowHash), into an emptied set: the first one goes.
+  const sets = ctSets();
+  const target = conntrackSet(flowHash(tuple(44000)), sets);
+  const same: number[] = [];
+  for (let sport = 44000; same.length < 5 && sport < 65535; sport++) if (conntrackSet(flowHash(tuple(sport)), sets) === target) same.push(sport);
+  assert.equal(same.length, 5);
+  clearSet(target);
+  for (const sport of same) assert.equal(run(spreadFlow(sport)).verdict, XdpAction.TX);
+  const held = readSet(target).map((e) => e.sport).sort((a, b) => a - b);
+  assert.deepEqual(held, same.slice(1).sort((a, b) => a - b));
+});
+
+test('fixture: an entry whose tag does not match its key (a torn write) is a miss and is rewritten', { skip }, () => {
+  // A flow and a backend of the same VIP that Maglev would NOT give it.
+  const sport = 45000;
+  const h = flowHash(tuple(sport));
+  const right = maglevPort(h);
+  const other = [0, 1, 2, 3].map((i) => maglevPort((h + 1 + i * 7919) >>> 0)).find((b) => b.slot !== right.slot);
+  assert.ok(other, 'a second backend');
+  const set = conntrackSet(h, ctSets());
+  const forge = (tag: number) => {
+    const e = STRUCTS.fl_ct_entry, k = STRUCTS.fl_flow_key;
+    const b = Buffer.alloc(STRUCTS.fl_ct_set.size);
+    addr16('10.9.0.5').copy(b, k.fields.src.offset);
+    addr16('10.0.0.5').copy(b, k.fields.dst.offset);
+    b.writeUInt16BE(sport, k.fields.sport.offset);
+    b.writeUInt16BE(80, k.fields.dport.offset);
+    b.writeUInt8(6, k.fields.proto.offset);
+    b.writeUInt8(ENUMS.fl_family.FL_FAMILY_INET, k.fields.family.offset);
+    b.writeUInt32LE(other.slot, e.fields.backend.offset);
+    b.writeUInt16LE(other.gen & 0xffff, e.fields.gen.offset);
+    b.writeUInt16LE(tag, e.fields.tag.offset);
+    dp.kernel.maps.conntrack.update(u32(set), b);
+  };
+  forge((h + 1) & 0xffff);
+  assert.equal(parsePacket(run(spreadFlow(sport)).out).dport, right.port, 'a wrong tag is ignored: Maglev decides');
+  assert.deepEqual(readSet(set).map((e) => [e.sport, e.backend, e.tag]), [[sport, right.slot, h & 0xffff]], 'and the entry is rewritten');
+  forge(h & 0xffff);
+  assert.equal(parsePacket(run(spreadFlow(sport)).out).dport, other.port, 'with the right tag the entry is followed');
 });
