@@ -100,7 +100,9 @@ struct {
 	__type(value, struct fl_rnat);
 } reverse_nat SEC(".maps");
 
-/* Per-CPU counters per VIP id. */
+/* Per-CPU counters per VIP id, of the backends the VIP no longer has: the program counts per
+ * backend slot only (one counter update per packet), and the control plane folds a removed slot's
+ * counters in here. A VIP's totals are this plus its backends' counters. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FL_DEFAULT_MAX_VIPS);
@@ -332,13 +334,6 @@ static __always_inline void add(struct fl_counters *c, __u32 bytes, int out, int
 	}
 	if (new_flow)
 		c->new_flows++;
-}
-
-static __always_inline void count_vip(__u32 vid, __u32 bytes, int out, int new_flow)
-{
-	struct fl_counters *c = bpf_map_lookup_elem(&stats, &vid);
-	if (c)
-		add(c, bytes, out, new_flow);
 }
 
 /*
@@ -632,7 +627,6 @@ static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 b
 	}
 	if (rewrite(p, end, 0, r.vip, r.vport) < 0)
 		return XDP_PASS;
-	count_vip(r.vip_id, bytes, 1, 0);
 	{
 		struct fl_backend_pcpu *bs = bpf_map_lookup_elem(&backend_pcpu, &r.backend);
 		if (bs)
@@ -730,7 +724,6 @@ int fulcrum_xdp(struct xdp_md *ctx)
 		new_flow = 1;
 	}
 
-	count_vip(vid, bytes, 0, new_flow);
 	bs = bpf_map_lookup_elem(&backend_pcpu, &bidx);
 	if (bs)
 		add(&bs->counters, bytes, 0, new_flow);

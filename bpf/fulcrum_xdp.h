@@ -128,7 +128,8 @@ struct fl_rnat {
 	__u32 backend;
 };
 
-/* Per-CPU counters: stats[vip_id] for a VIP; a backend slot's are in its fl_backend_pcpu. */
+/* Per-CPU counters of a backend slot (in its fl_backend_pcpu); stats[vip_id] holds those of the
+ * slots a VIP had before (folded in by the control plane when it removes them). */
 struct fl_counters {
 	__u64 pkts_in;
 	__u64 bytes_in;

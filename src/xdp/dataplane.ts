@@ -146,7 +146,10 @@ class XdpDataplane implements Dataplane {
       for (const v of observed.vips) {
         const keyText = vipKeyString(v.key);
         const backends = byVip.get(v.meta.id) ?? [];
-        out.push({ service: this.#names[keyText] ?? keyText, dataplane: 'xdp', totals: readCounters(this.kernel, 'vip', v.meta.id), backends });
+        // The program counts per backend slot; stats[id] holds what removed slots had counted.
+        const totals = readCounters(this.kernel, 'vip', v.meta.id);
+        for (const b of backends) for (const f of Object.keys(totals) as Array<keyof Counters>) totals[f] += b.counters[f];
+        out.push({ service: this.#names[keyText] ?? keyText, dataplane: 'xdp', totals, backends });
       }
       return out;
     });
@@ -240,6 +243,35 @@ function readCounters(k: XdpKernel, of: 'vip' | 'backend', index: number): Count
     c.connections += v.newFlows;
   }
   return c;
+}
+
+/**
+ * Moves a removed backend slot's counters into its VIP's stats entry, CPU by CPU, so the VIP's
+ * totals keep them (packets still in flight when the slot went inactive may add a few after).
+ * Returns the exact reverse.
+ */
+function foldCounters(k: XdpKernel, slot: number, vipId: number): () => void {
+  const size = STRUCTS.fl_counters.size;
+  const from = k.maps.backend_pcpu.lookupPerCpu(u32(slot));
+  const to = k.maps.stats.lookupPerCpu(u32(vipId));
+  if (!from || !to) return () => undefined;
+  const moved = from.map((b) => Buffer.from(b.subarray(0, size)));
+  const folded = to.map((t, cpu) => {
+    const out = Buffer.from(t);
+    for (let o = 0; o < size; o += 8) out.writeBigUInt64LE(BigInt.asUintN(64, out.readBigUInt64LE(o) + moved[cpu]!.readBigUInt64LE(o)), o);
+    return out;
+  });
+  const emptied = from.map((b) => {
+    const out = Buffer.from(b);
+    out.fill(0, 0, size);
+    return out;
+  });
+  k.maps.stats.updatePerCpu(u32(vipId), folded);
+  k.maps.backend_pcpu.updatePerCpu(u32(slot), emptied);
+  return () => {
+    k.maps.backend_pcpu.updatePerCpu(u32(slot), from);
+    k.maps.stats.updatePerCpu(u32(vipId), to);
+  };
 }
 
 /** Zeroes a VIP's counters, or a backend slot's per-CPU state (counters and next-hop cache). */
@@ -343,9 +375,14 @@ function applyStep(k: XdpKernel, step: XdpStep, observed: Observed): () => void 
     case 'remove-vip':
       m.vips.delete(encodeVipKey(step.key));
       return () => m.vips.update(encodeVipKey(step.key), encodeVipMeta(step.previous));
-    case 'remove-backend':
+    case 'remove-backend': {
       m.backends.update(u32(step.slot), encodeBackend({ ...step.previous, active: false }));
-      return () => m.backends.update(u32(step.slot), encodeBackend(step.previous));
+      const unfold = foldCounters(k, step.slot, step.previous.vipId);
+      return () => {
+        unfold();
+        m.backends.update(u32(step.slot), encodeBackend(step.previous));
+      };
+    }
     case 'set-filter':
       writeFilter(k, step.words);
       return () => writeFilter(k, step.previous);

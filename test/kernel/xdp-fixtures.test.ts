@@ -273,7 +273,9 @@ test('fixture: a flow whose backend was removed is re-balanced; a reused slot do
   assert.ok(on8081.length > 0 && on8082.length > 0, 'both backends got flows');
   // 8081 goes, then 8083 comes and takes its freed slot (with the next generation) before any of
   // 8081's flows sends again: their conntrack entries still name that slot.
+  const beforeRemoval = await newFlows();
   const removed = slotIn((await reconcile([8082])).steps, 'remove-backend');
+  assert.equal(await newFlows(), beforeRemoval, "the VIP's totals keep what the removed backend counted");
   const added = slotIn((await reconcile([8082, 8083])).steps, 'add-backend');
   assert.equal(added, removed, 'the slot is reused');
   const before = await newFlows();
