@@ -153,7 +153,7 @@ struct pkt {
 };
 
 /*
- * The flow's hash: its Maglev entry (h % maglev_size), conntrack set (high bits) and tag (low 16
+ * The flow's hash: its Maglev entry (maglev_pos), conntrack set (ct_set_of) and tag (low 16
  * bits). Every LB node computes the same value (hash_seed is a shared knob), so they all pick the
  * same backend. A multiply-xorshift mix of the folded 5-tuple (murmur3's fmix64 constants): even
  * enough for Maglev and the sets, at a third of jhash's cost.
@@ -168,6 +168,15 @@ static __always_inline __u32 flow_hash(__u32 src_fold, __u32 dst_fold, __be16 sp
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
 	return (__u32)h;
+}
+
+/* The flow's entry in a Maglev table: the hash scaled to [0, maglev_size) by a multiply (a
+ * division costs about 10 ns), over the hash rotated so that it does not follow the conntrack set,
+ * which scales the unrotated hash. */
+static __always_inline __u32 maglev_pos(__u32 hash)
+{
+	__u32 r = (hash << 16) | (hash >> 16);
+	return (__u32)(((__u64)r * maglev_size) >> 32);
 }
 
 /* XOR of the four address words (what fl_endpoint_hash and flow_hash take). */
@@ -302,12 +311,8 @@ static __always_inline int fill_flow(struct xdp_md *ctx, struct pkt *p)
 		p->l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 		p->tos = 0;
 	}
-	p->flow.sport = p->sport;
-	p->flow.dport = p->dport;
-	p->flow.proto = p->proto;
-	p->flow.family = p->family;
-	p->flow.pad[0] = 0;
-	p->flow.pad[1] = 0;
+	/* sport, dport, proto, family, pad: one store (little-endian field order). */
+	*(__u64 *)&p->flow.sport = (__u64)p->sport | (__u64)p->dport << 16 | (__u64)p->proto << 32 | (__u64)p->family << 40;
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = p->l4;
 		if ((void *)(th + 1) > end)
@@ -349,7 +354,6 @@ static __always_inline int rewrite(struct pkt *p, void *end, int dst, const __u8
 	if (!v6) {
 		struct iphdr *ip = p->l3;
 		__u32 ipd;
-		__u16 old_ttl_word, new_ttl_word;
 		__be32 *field;
 
 		if ((void *)(ip + 1) > end || ip->ttl <= 1)
@@ -357,10 +361,10 @@ static __always_inline int rewrite(struct pkt *p, void *end, int dst, const __u8
 		field = dst ? &ip->daddr : &ip->saddr;
 		ipd = csum_delta_addr(0, (const __u8 *)field, addr, 0);
 		l4d = ipd;
-		old_ttl_word = *(__u16 *)&ip->ttl;
+		/* TTL - 1: the 16-bit word {ttl, protocol} drops by one unit of its TTL byte, which in
+		 * one's-complement is adding ~1 (0xfffe) in the byte order it is loaded in. */
 		ip->ttl--;
-		new_ttl_word = *(__u16 *)&ip->ttl;
-		ipd = csum_delta16(ipd, old_ttl_word, new_ttl_word);
+		ipd += 0xfffe;
 		ip->check = csum_apply(ip->check, ipd);
 		__builtin_memcpy(field, addr, 4);
 	} else {
@@ -418,7 +422,7 @@ static __always_inline int vip_lookup(struct pkt *p, __u32 h, struct fl_vip_meta
 	if (s) {
 		/* fl_vip_key: the address, then port, proto, family in one little-endian u32. */
 		const __u64 *have = (const __u64 *)&s->key, *dst = (const __u64 *)p->flow.dst;
-		__u32 rest = (__u32)p->dport | (__u32)p->proto << 16 | (__u32)p->family << 24;
+		__u32 rest = (__u32)(*(const __u64 *)&p->flow.sport >> 16); /* dport, proto, family */
 		if (have[0] == dst[0] && have[1] == dst[1] && *(const __u32 *)&have[2] == rest) {
 			*meta = s->meta;
 			return 0;
@@ -711,7 +715,7 @@ int fulcrum_xdp(struct xdp_md *ctx)
 		}
 	}
 	if (!b) {
-		__u32 slot = ((vid * FL_MAGLEV_SLOTS) + (vm.slot & 1)) * maglev_size + hash % maglev_size;
+		__u32 slot = ((vid * FL_MAGLEV_SLOTS) + (vm.slot & 1)) * maglev_size + maglev_pos(hash);
 		__u32 *e = bpf_map_lookup_elem(&maglev, &slot);
 
 		if (!e || *e == FL_NO_BACKEND)

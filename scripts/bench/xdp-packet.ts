@@ -10,12 +10,13 @@
  * XDP_OBJECT=path measures another build of the program (ablations); CT=n sets the conntrack size.
  */
 import { execFileSync } from 'node:child_process';
-import { ifIndex, withNetnsSync, XdpAction, isBpffs, mountBpffs } from '../../src/bpf/index.js';
+import { join } from 'node:path';
+import { ifIndex, loadObject, withNetnsSync, XdpAction, isBpffs, mountBpffs, type BpfObject } from '../../src/bpf/index.js';
 import { parseDesiredState } from '../../src/model/index.js';
 import { silentLogger } from '../../src/log.js';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import { buildPacket, parsePacket } from './packet.js';
-import { formatMeasurement, XdpBench, type Measurement } from './xdp-lib.js';
+import { DEFAULT_BPF_DIR, formatMeasurement, XdpBench, type Measurement } from './xdp-lib.js';
 
 const repeat = Number(process.argv[2] ?? 1_000_000);
 const runs = Number(process.argv[3] ?? 5);
@@ -29,6 +30,7 @@ if (!isBpffs('/sys/fs/bpf')) mountBpffs('/sys/fs/bpf');
 const pinDir = `/sys/fs/bpf/flbench-${process.pid}`;
 ip('netns', 'add', NS);
 let dp: Awaited<ReturnType<typeof createXdpDataplane>> | undefined;
+let floor: BpfObject | undefined;
 const bench = XdpBench.open();
 try {
   ip('-n', NS, 'link', 'set', 'lo', 'up');
@@ -52,6 +54,11 @@ try {
   }).services;
   await dp.reconcile(services);
   const prog = dp.kernel.program;
+  // The memory floor of a new flow: one write to a random line of a table as big as the connection table.
+  const ctBytes = (dp.kernel.limits.conntrackSize / 4) * 256;
+  const floorMiB = ctBytes / 2 ** 20;
+  const floorObj = loadObject(join(DEFAULT_BPF_DIR, 'bench_floor.bpf.o'), { rodata: { lines: ctBytes / 64 }, maxEntries: { floor_table: ctBytes / 64 } });
+  floor = floorObj;
 
   const syn = buildPacket({ saddr: '192.0.2.10', daddr: VIP, proto: 'tcp', sport: 40000, dport: VPORT, tcpFlags: 0x02 });
   const ack = buildPacket({ saddr: '192.0.2.11', daddr: VIP, proto: 'tcp', sport: 40001, dport: VPORT, tcpFlags: 0x10 });
@@ -74,6 +81,7 @@ try {
     bench.measure({ ...common, name: 'dr: established flow', program: prog, packet: drAck, expectVerdict: XdpAction.TX }),
     bench.measure({ ...common, name: 'non-VIP packet', program: prog, packet: other, expectVerdict: XdpAction.PASS, checkOutput: (o) => (o.equals(other) ? undefined : 'changed a foreign packet') }),
     bench.measure({ repeat, runs, name: 'nat: established, two-armed', program: prog, packet: ack, expectVerdict: XdpAction.REDIRECT, checkOutput: natOk }),
+    bench.measure({ ...common, name: `floor: 1 line of ${floorMiB} MiB per flow`, program: floorObj.program('bench_floor'), packet: syn, newFlowPerPacket: true, expectVerdict: XdpAction.TX }),
   ]);
   console.log(`Fulcrum XDP cost per packet, ${NBACKENDS} backends, Maglev 65537, conntrack ${dp.kernel.limits.conntrackSize}, BPF_PROG_TEST_RUN repeat ${repeat}, ${runs} interleaved runs, min/median/max`);
   for (const m of results) console.log(formatMeasurement(m));
@@ -82,12 +90,15 @@ try {
     console.log(`${name}: median ${m.ratio.median.toFixed(2)}x bare (goal <= ${limit}x) ${m.ratio.median <= limit ? 'MET' : 'NOT MET'}`);
   };
   goal('nat: SYN, new flow every packet', 2.0);
+  const syn1 = results.find((r) => r.name.startsWith('nat: SYN, new'))!, fl = results.find((r) => r.name.startsWith('floor'))!;
+  console.log(`nat: SYN, new flow every packet: ${(syn1.cost.median / fl.cost.median).toFixed(2)}x the memory floor of a new flow (${fl.cost.median} ns)`);
   goal('nat: SYN, same flow (retransmit)', 2.0);
   goal('nat: established flow', 2.0);
   goal('dr: established flow', 2.0);
   goal('non-VIP packet', 1.2);
 } finally {
   bench.close();
+  floor?.close();
   await dp?.cleanup().catch(() => undefined);
   execFileSync('ip', ['netns', 'del', NS]);
   execFileSync('rm', ['-rf', `/tmp/flbench-${process.pid}`]);

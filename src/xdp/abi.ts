@@ -295,8 +295,8 @@ function rawPort(port: number): number {
 export interface FlowTuple { src: string; dst: string; sport: number; dport: number; protocol: 'tcp' | 'udp' }
 
 /**
- * flow_hash of bpf/fulcrum_xdp.bpf.c, bit for bit: the flow's Maglev entry is hash % tableSize,
- * its conntrack set (hash * sets) >> 32, its tag the low 16 bits. The packet fixtures prove the two
+ * flow_hash of bpf/fulcrum_xdp.bpf.c, bit for bit: the flow's Maglev entry is maglevPosition(),
+ * its conntrack set conntrackSet(), its tag the low 16 bits. The packet fixtures prove the two
  * agree (they predict the backend and the set of flows from it).
  */
 export function flowHash(f: FlowTuple): number {
@@ -307,6 +307,12 @@ export function flowHash(f: FlowTuple): number {
   h = (h * 0xff51afd7ed558ccdn) & M64;
   h ^= h >> 33n;
   return Number(h & 0xffffffffn);
+}
+
+/** The entry of a Maglev table of `size` that a flow hash reads (the program's maglev_pos). */
+export function maglevPosition(hash: number, size: number): number {
+  const r = ((hash << 16) | (hash >>> 16)) >>> 0;
+  return Number((BigInt(r) * BigInt(size)) >> 32n);
 }
 
 /** The conntrack set a flow hash lives in. */

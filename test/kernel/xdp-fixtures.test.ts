@@ -7,7 +7,7 @@ import { silentLogger } from '../../src/log.js';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import type { Dataplane } from '../../src/dataplane/types.js';
 import type { XdpKernel } from '../../src/xdp/kernel.js';
-import { addr16, conntrackSet, decodeBackend, decodeConntrackSet, decodeVipMeta, encodeVipKey, flowHash, maglevIndex, u32, ENUMS, STRUCTS } from '../../src/xdp/abi.js';
+import { addr16, conntrackSet, decodeBackend, decodeConntrackSet, decodeVipMeta, encodeVipKey, flowHash, maglevIndex, maglevPosition, u32, ENUMS, STRUCTS } from '../../src/xdp/abi.js';
 import { Netns } from '../helpers/netns.js';
 import { buildPacket, parsePacket, sameAddress, type PacketSpec } from '../helpers/packets.js';
 import { xdpSkipReason, testDirs, SMALL } from '../helpers/xdp.js';
@@ -301,7 +301,7 @@ const clearSet = (set: number) => dp.kernel.maps.conntrack.update(u32(set), Buff
 function maglevPort(hash: number): { slot: number; port: number; gen: number } {
   const meta = decodeVipMeta(dp.kernel.maps.vips.lookup(encodeVipKey({ address: '10.0.0.5', family: 'inet', port: 80, protocol: 'tcp' }))!);
   const size = dp.kernel.limits.maglevTableSize;
-  const slot = dp.kernel.maps.maglev.lookup(u32(maglevIndex(meta.id, meta.slot, hash % size, size)))!.readUInt32LE(0);
+  const slot = dp.kernel.maps.maglev.lookup(u32(maglevIndex(meta.id, meta.slot, maglevPosition(hash, size), size)))!.readUInt32LE(0);
   const b = decodeBackend(dp.kernel.maps.backends.lookup(u32(slot))!);
   return { slot, port: b.port, gen: b.gen };
 }
