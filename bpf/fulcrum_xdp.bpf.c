@@ -19,6 +19,7 @@
 
 /* Load-time knobs: the control plane sets them to the sizes it gives the maps. */
 const volatile __u32 maglev_size = FL_DEFAULT_MAGLEV_SIZE;
+const volatile __u32 maglev_stride = (FL_DEFAULT_MAGLEV_SIZE + FL_MAGLEV_LINE - 1) / FL_MAGLEV_LINE * FL_MAGLEV_LINE;
 const volatile __u32 max_vips = FL_DEFAULT_MAX_VIPS;
 const volatile __u32 max_backends = FL_DEFAULT_MAX_BACKENDS;
 const volatile __u32 ct_sets = FL_DEFAULT_CONNTRACK_SIZE / FL_CT_WAYS;
@@ -47,13 +48,23 @@ struct {
 	__type(value, struct fl_vip_slot);
 } vip_index SEC(".maps");
 
-/* Maglev lookup tables, two slots per VIP: entry ((id*2 + slot) * maglev_size + h) -> backend slot. */
+/* Maglev lookup tables, two slots per VIP: entry e = (id*2 + slot) * maglev_stride + pos is
+ * line e / 16, lane e % 16. mmapable: the control plane writes a table as one memory copy. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, FL_DEFAULT_MAX_VIPS * FL_MAGLEV_SLOTS * FL_DEFAULT_MAGLEV_SIZE);
+	__uint(max_entries, FL_DEFAULT_MAX_VIPS * FL_MAGLEV_SLOTS * ((FL_DEFAULT_MAGLEV_SIZE + FL_MAGLEV_LINE - 1) / FL_MAGLEV_LINE));
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct fl_maglev_line);
 } maglev SEC(".maps");
+
+/* The sizes this instance was loaded with (control plane only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fl_config);
+} config SEC(".maps");
 
 /* Backend slots (address, port, MAC, owning VIP, generation); shared by all VIPs. */
 struct {
@@ -715,12 +726,15 @@ int fulcrum_xdp(struct xdp_md *ctx)
 		}
 	}
 	if (!b) {
-		__u32 slot = ((vid * FL_MAGLEV_SLOTS) + (vm.slot & 1)) * maglev_size + maglev_pos(hash);
-		__u32 *e = bpf_map_lookup_elem(&maglev, &slot);
+		__u32 entry = ((vid * FL_MAGLEV_SLOTS) + (vm.slot & 1)) * maglev_stride + maglev_pos(hash);
+		__u32 line = entry / FL_MAGLEV_LINE;
+		struct fl_maglev_line *ml = bpf_map_lookup_elem(&maglev, &line);
 
-		if (!e || *e == FL_NO_BACKEND)
+		if (!ml)
+			return XDP_PASS;
+		bidx = ml->entry[entry % FL_MAGLEV_LINE];
+		if (bidx == FL_NO_BACKEND)
 			return XDP_PASS; /* a VIP without backends: the kernel answers (or drops) */
-		bidx = *e;
 		b = bpf_map_lookup_elem(&backends, &bidx);
 		if (!b || !(b->flags & FL_BACKEND_ACTIVE) || b->vip_id != vid)
 			return XDP_PASS;

@@ -24,6 +24,7 @@ enum fl_limits {
 	FL_CT_WAYS = 4,                   /* connection table: entries per set (one 256-byte map value) */
 	FL_CT_SEEN_SHIFT = 3,             /* fl_ct_entry.seen is jiffies >> this */
 	FL_VIP_INDEX_SIZE = 65536,        /* vip_index entries: one per fl_endpoint_hash value */
+	FL_MAGLEV_LINE = 16,              /* Maglev entries per maglev map value (one 64-byte line) */
 };
 
 /* Address family of keys and backends (the values of AF_INET / AF_INET6). */
@@ -85,6 +86,20 @@ struct fl_flow_key {
 	__u8 proto;
 	__u8 family;
 	__u8 pad[2];
+};
+
+/* maglev map value: 16 consecutive Maglev entries (backend slots). Every table starts on a line
+ * (maglev_stride entries apart), so that the control plane writes whole lines of one table only. */
+struct fl_maglev_line {
+	__u32 entry[FL_MAGLEV_LINE];
+};
+
+/* config: what this pinned instance was loaded with, for a restarted control plane. */
+struct fl_config {
+	__u32 maglev_size;
+	__u32 maglev_stride;
+	__u32 max_vips;
+	__u32 max_backends;
 };
 
 /*
@@ -180,6 +195,8 @@ struct fl_abi {
 	struct fl_vip_meta vip_meta;
 	struct fl_backend backend;
 	struct fl_flow_key flow_key;
+	struct fl_maglev_line maglev_line;
+	struct fl_config config;
 	struct fl_vip_slot vip_slot;
 	struct fl_ct_entry ct_entry;
 	struct fl_ct_set ct_set;

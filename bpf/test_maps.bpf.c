@@ -49,6 +49,15 @@ struct {
 	__type(value, __u64);
 } lru SEC(".maps");
 
+/* mmapable array: index -> u32 (each value at a stride of 8 bytes in the mapping). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} mm SEC(".maps");
+
 /* Tail-call targets (slot -> program). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -87,6 +96,15 @@ int xdp_count(struct xdp_md *ctx)
 	if (v && *v)
 		return (int)*v;
 	return XDP_PASS;
+}
+
+/* Returns mm[1] as the verdict (PASS when unset). */
+SEC("xdp")
+int xdp_mm(struct xdp_md *ctx)
+{
+	__u32 one = 1;
+	__u32 *v = bpf_map_lookup_elem(&mm, &one);
+	return v && *v ? (int)*v : XDP_PASS;
 }
 
 /* Swaps Ethernet source and destination, returns XDP_TX (output packet visible to the test). */

@@ -22,6 +22,9 @@ export const ProgType = {
   UNSPEC: 0, SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, SCHED_ACT: 4, TRACEPOINT: 5, XDP: 6,
 } as const;
 
+/** BPF_F_* map creation flags libbpf-ts looks at. */
+export const MapFlag = { NO_PREALLOC: 1 << 0, NO_COMMON_LRU: 1 << 1, MMAPABLE: 1 << 10 } as const;
+
 /** BPF_ANY / BPF_NOEXIST / BPF_EXIST / BPF_F_LOCK for map updates. */
 export const UpdateFlag = { any: 0, noexist: 1, exist: 2, lock: 4 } as const;
 export type UpdateMode = keyof typeof UpdateFlag;

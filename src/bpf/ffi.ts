@@ -97,6 +97,8 @@ function declare(libbpf: koffi.LibraryHandle, libc: koffi.LibraryHandle) {
     sched_setaffinity: f(libc, 'int sched_setaffinity(int pid, size_t size, void *mask)'),
     sched_getaffinity: f(libc, 'int sched_getaffinity(int pid, size_t size, void *mask)'),
     gettid: f(libc, 'int gettid(void)'),
+    mmap: f(libc, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
+    munmap: f(libc, 'int munmap(void *addr, size_t len)'),
   };
 }
 
@@ -139,6 +141,14 @@ export function unregister(cb: bigint): void {
 /** Reads a NUL-terminated C string of known length at a pointer. */
 export function readCString(ptr: Ptr, len: number): string {
   return koffi.decode(ptr, 'char', len) as string;
+}
+
+/**
+ * An ArrayBuffer over `len` bytes of foreign memory at `ptr`, without copying. Touching it after
+ * the memory goes away crashes the process: only MappedRegion (map.ts) holds one, behind checks.
+ */
+export function foreignView(ptr: Ptr, len: number): ArrayBuffer {
+  return koffi.view(ptr, len) as ArrayBuffer;
 }
 
 /** Copies `len` bytes at a libbpf-owned pointer into a fresh Buffer (the pointer must be valid now). */

@@ -3,7 +3,7 @@
  * libbpf for Fulcrum (STYLE #1). Raw pointers never leave src/bpf; every handle has close().
  */
 export { BpfObject, loadObject, type OpenOptions, type LoadOptions, type RodataValue } from './object.js';
-export { BpfMap, type MapInfo, type BatchResult } from './map.js';
+export { BpfMap, MappedRegion, type MapInfo, type BatchResult } from './map.js';
 export { BpfProgram, xdpContext, type ProgramInfo, type TestRunOptions, type TestRunResult } from './program.js';
 export { Btf, type SectionVar } from './btf.js';
 export { assertLayout, layoutMismatches, encodeStruct, decodeStruct, type StructLayout, type MemberLayout, type ExpectedLayout, type FieldValue } from './layout.js';

@@ -1,7 +1,8 @@
 import { FulcrumError } from '../errors.js';
 import { checkInt, failure } from './check.js';
-import { isPerCpuMapType, MapType, mapTypeName, UpdateFlag, type UpdateMode } from './constants.js';
-import { lib } from './ffi.js';
+import { isPerCpuMapType, MapFlag, MapType, mapTypeName, UpdateFlag, type UpdateMode } from './constants.js';
+import { errno, foreignView, lib } from './ffi.js';
+import { FeatureMissingError } from '../errors.js';
 import { FdHandle } from './fd-handle.js';
 import { possibleCpus } from './sys.js';
 
@@ -223,6 +224,37 @@ export class BpfMap extends FdHandle {
     return this.#joinPerCpu(values);
   }
 
+  /** True for an array created with BPF_F_MMAPABLE (mmap() works). */
+  get isMmapable(): boolean {
+    return this.#info.type === MapType.ARRAY && (this.#info.flags & MapFlag.MMAPABLE) !== 0;
+  }
+
+  /**
+   * Maps the values of a BPF_F_MMAPABLE array into this process: writes are plain memory stores
+   * that BPF programs see at once (a following bpf() syscall orders them before anything it
+   * publishes). Values are laid out at a stride of value_size rounded up to 8, in key order.
+   * FeatureMissingError for any other map; the region lives until its close() (or this map's).
+   */
+  mmap(): MappedRegion {
+    if (!this.isMmapable) throw new FeatureMissingError('mmapable-map', `${this.what} is not an array created with BPF_F_MMAPABLE`);
+    const stride = (this.#info.valueSize + 7) & ~7;
+    const len = stride * this.#info.maxEntries;
+    const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_FAILED = 0xffffffffffffffffn;
+    const ptr = lib().mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED, this.fd, 0n) as bigint | null;
+    if (ptr === null || ptr === MAP_FAILED || ptr === 0n) throw failure(`mmap(${this.what}, ${len} bytes)`, errno());
+    const region = new MappedRegion(ptr, len, stride, this.what);
+    this.#regions.add(region);
+    return region;
+  }
+
+  #regions = new Set<MappedRegion>();
+
+  override close(): void {
+    for (const r of this.#regions) r.close();
+    this.#regions.clear();
+    super.close();
+  }
+
   /** Splits one raw per-CPU value (from lookupBatch) into one Buffer per CPU. */
   splitPerCpu(raw: Buffer): Buffer[] {
     return this.#splitPerCpu(raw);
@@ -275,4 +307,49 @@ function batchOpts(elemFlags = 0): Buffer {
   b.writeBigUInt64LE(24n, 0);
   b.writeBigUInt64LE(BigInt(elemFlags), 8);
   return b;
+}
+
+/**
+ * The values of an mmapable array map, mapped into this process (BpfMap.mmap()). The memory view
+ * never leaves this class: every access is bounds-checked and refused after close(), since touching
+ * unmapped memory would crash the process.
+ */
+export class MappedRegion {
+  #view: Uint8Array | undefined;
+
+  /** @internal Use BpfMap.mmap(). */
+  constructor(
+    private ptr: bigint,
+    readonly length: number,
+    /** Bytes from one value to the next (value_size rounded up to 8). */
+    readonly stride: number,
+    private readonly what: string,
+  ) {
+    this.#view = new Uint8Array(foreignView(ptr, length));
+  }
+
+  #range(offset: number, len: number, op: string): Uint8Array {
+    const v = this.#view;
+    if (!v) throw new FulcrumError('INTERNAL', `${op} on the closed mapping of ${this.what}`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + len > this.length)
+      throw new FulcrumError('INVALID_REQUEST', `${op}: bytes [${offset}, ${offset + len}) are outside the ${this.length}-byte mapping of ${this.what}`);
+    return v;
+  }
+
+  /** Copies `bytes` into the mapping at byte `offset`. */
+  write(offset: number, bytes: Uint8Array): void {
+    this.#range(offset, bytes.length, 'write').set(bytes, offset);
+  }
+
+  /** A copy of `len` bytes at byte `offset`. */
+  read(offset: number, len: number): Buffer {
+    return Buffer.from(this.#range(offset, len, 'read').subarray(offset, offset + len));
+  }
+
+  close(): void {
+    if (!this.#view) return;
+    this.#view = undefined;
+    lib().munmap(this.ptr, this.length);
+    this.ptr = 0n;
+  }
 }

@@ -27,6 +27,11 @@ export const STRUCTS = {
       proto: { offset: 36, size: 1 }, family: { offset: 37, size: 1 }, pad: { offset: 38, size: 2 },
     },
   },
+  fl_maglev_line: { size: 64, fields: { entry: { offset: 0, size: 64 } } },
+  fl_config: {
+    size: 16,
+    fields: { maglev_size: { offset: 0, size: 4 }, maglev_stride: { offset: 4, size: 4 }, max_vips: { offset: 8, size: 4 }, max_backends: { offset: 12, size: 4 } },
+  },
   fl_vip_slot: { size: 32, fields: { key: { offset: 0, size: 20 }, meta: { offset: 20, size: 12 } } },
   fl_ct_entry: {
     size: 64,
@@ -59,7 +64,7 @@ export const ENUMS = {
   fl_limits: {
     FL_DEFAULT_MAX_VIPS: 256, FL_DEFAULT_MAX_BACKENDS: 16384, FL_DEFAULT_MAGLEV_SIZE: 65537, FL_DEFAULT_CONNTRACK_SIZE: 262144,
     FL_MAGLEV_SLOTS: 2, FL_FILTER_WORDS: 1024, FL_FILTER_MULT: 0x9e3779b1, FL_NO_BACKEND: 0xffffffff,
-    FL_CT_WAYS: 4, FL_CT_SEEN_SHIFT: 3, FL_VIP_INDEX_SIZE: 65536,
+    FL_CT_WAYS: 4, FL_CT_SEEN_SHIFT: 3, FL_VIP_INDEX_SIZE: 65536, FL_MAGLEV_LINE: 16,
   },
   fl_family: { FL_FAMILY_INET: 2, FL_FAMILY_INET6: 10 },
   fl_mode: { FL_MODE_NAT: 0, FL_MODE_DR: 1 },
@@ -73,7 +78,8 @@ export const L = ENUMS.fl_limits;
 export const MAPS = {
   vips: { key: 'fl_vip_key', value: 'fl_vip_meta' },
   vip_index: { key: 'u32', value: 'fl_vip_slot' },
-  maglev: { key: 'u32', value: 'u32' },
+  maglev: { key: 'u32', value: 'fl_maglev_line' },
+  config: { key: 'u32', value: 'fl_config' },
   backends: { key: 'u32', value: 'fl_backend' },
   conntrack: { key: 'u32', value: 'fl_ct_set' },
   reverse_nat: { key: 'fl_flow_key', value: 'fl_rnat' },
@@ -85,7 +91,7 @@ export const MAPS = {
 export type MapName = keyof typeof MAPS;
 
 /** Load-time knobs (`const volatile` in the program's .rodata). */
-export const KNOBS = ['maglev_size', 'max_vips', 'max_backends', 'ct_sets', 'hash_seed', 'nexthop_ttl_jiffies'] as const;
+export const KNOBS = ['maglev_size', 'maglev_stride', 'max_vips', 'max_backends', 'ct_sets', 'hash_seed', 'nexthop_ttl_jiffies'] as const;
 
 export const PROGRAM_NAME = 'fulcrum_xdp';
 
@@ -251,9 +257,14 @@ export function u32(n: number): Buffer {
   return b;
 }
 
-/** Index of entry `h` of a VIP's maglev table in `slot`, as the program computes it. */
+/** Entries from one Maglev table to the next: the table size rounded up to whole lines. */
+export function maglevStride(tableSize: number): number {
+  return Math.ceil(tableSize / L.FL_MAGLEV_LINE) * L.FL_MAGLEV_LINE;
+}
+
+/** Entry (line * FL_MAGLEV_LINE + lane) of entry `h` of a VIP's maglev table in `slot`, as the program computes it. */
 export function maglevIndex(vipId: number, slot: 0 | 1, h: number, tableSize: number): number {
-  return (vipId * L.FL_MAGLEV_SLOTS + slot) * tableSize + h;
+  return (vipId * L.FL_MAGLEV_SLOTS + slot) * maglevStride(tableSize) + h;
 }
 
 /**

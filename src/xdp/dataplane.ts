@@ -6,7 +6,7 @@ import type { Service } from '../model/schema.js';
 import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVipKey, decodeVipMeta, decodeVipSlot, encodeBackend, encodeVipKey, encodeVipMeta, encodeVipSlot, maglevIndex, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
+import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVipKey, decodeVipMeta, decodeVipSlot, encodeBackend, encodeVipKey, encodeVipMeta, encodeVipSlot, maglevIndex, maglevStride, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
 import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type ObservedVip, type TableMember, type XdpStep } from './plan.js';
 import { limitsFromSettings, openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
@@ -283,28 +283,33 @@ function resetCounters(k: XdpKernel, of: 'vip' | 'backend', index: number): void
 }
 
 /**
- * Writes a maglev table into (vip id, slot) with one batch update over a contiguous range. The
- * binding takes one Buffer per key and value; creating 2 x 65537 of them per table costs more than
- * the syscall, so key Buffers are pooled (rewritten per call) and value Buffers shared per slot.
+ * Writes a maglev table into (vip id, slot): one memory copy into the mmapped map when there is
+ * one, else one batch update of the table's lines (a table starts on a line and its padding holds
+ * FL_NO_BACKEND, so no line is shared with another table).
  */
 class TableWriter {
   #keys: Buffer[] = [];
-  #values = new Map<number, Buffer>();
   constructor(private readonly k: XdpKernel) {}
 
   write(vipId: number, slot: 0 | 1, members: readonly TableMember[]): void {
     const size = this.k.limits.maglevTableSize;
-    const table = maglevTableForMembers(members, size);
+    const stride = maglevStride(size);
+    const table = new Uint32Array(stride).fill(L.FL_NO_BACKEND);
+    table.set(maglevTableForMembers(members, size));
+    const bytes = new Uint8Array(table.buffer); // little-endian host, as the program reads it
     const base = maglevIndex(vipId, slot, 0, size);
-    while (this.#keys.length < size) this.#keys.push(Buffer.alloc(4));
-    const keys = this.#keys.length === size ? this.#keys : this.#keys.slice(0, size);
-    const values: Buffer[] = new Array<Buffer>(size);
-    for (let i = 0; i < size; i++) {
-      keys[i]!.writeUInt32LE(base + i, 0);
-      const v = table[i]!;
-      let b = this.#values.get(v);
-      if (!b) this.#values.set(v, (b = u32(v)));
-      values[i] = b;
+    const memory = this.k.maglevMemory;
+    if (memory) {
+      memory.write(base * 4, bytes);
+      return;
+    }
+    const line = L.FL_MAGLEV_LINE, lines = stride / line;
+    while (this.#keys.length < lines) this.#keys.push(Buffer.alloc(4));
+    const keys = this.#keys.slice(0, lines);
+    const values: Buffer[] = new Array<Buffer>(lines);
+    for (let i = 0; i < lines; i++) {
+      keys[i]!.writeUInt32LE(base / line + i, 0);
+      values[i] = Buffer.from(bytes.buffer, i * line * 4, line * 4);
     }
     this.k.maps.maglev.updateBatch(keys, values);
   }

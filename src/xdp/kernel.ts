@@ -5,11 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import {
   attachXdp, detachXdp, queryXdp, isBpffs, loadObject, openPinnedMap, openPinnedProgram, ensurePinDir, unpin, layoutMismatches,
-  type BpfMap, type BpfProgram, type BpfObject,
+  type BpfMap, type BpfProgram, type BpfObject, type MappedRegion,
 } from '../bpf/index.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import type { XdpSettings } from '../model/xdp.js';
-import { ENUMS, MAPS, PROGRAM_NAME, STRUCTS, type MapName } from './abi.js';
+import { ENUMS, MAPS, PROGRAM_NAME, STRUCTS, maglevStride, u32, type MapName } from './abi.js';
 
 /**
  * The XDP dataplane's one way into the kernel (STYLE #1): load or reopen the pinned program and maps,
@@ -25,6 +25,8 @@ export interface XdpKernel {
   readonly maps: Record<MapName, BpfMap>;
   readonly program: BpfProgram;
   readonly limits: XdpLimits;
+  /** The maglev map's values mapped into this process (undefined when the map is not mmapable). */
+  readonly maglevMemory: MappedRegion | undefined;
   /** True when this start reused pins (the program kept running through the restart). */
   readonly reopened: boolean;
   readonly pinDir: string;
@@ -59,6 +61,15 @@ export function kernelHz(sources: Array<() => string> = [
     } catch { /* try the next source */ }
   }
   return 100;
+}
+
+function encodeConfig(l: XdpLimits): Buffer {
+  const c = STRUCTS.fl_config, b = Buffer.alloc(c.size);
+  b.writeUInt32LE(l.maglevTableSize, c.fields.maglev_size.offset);
+  b.writeUInt32LE(maglevStride(l.maglevTableSize), c.fields.maglev_stride.offset);
+  b.writeUInt32LE(l.maxVips, c.fields.max_vips.offset);
+  b.writeUInt32LE(l.maxBackends, c.fields.max_backends.offset);
+  return b;
 }
 
 /** The compiled object must agree with src/xdp/abi.ts; a drifted build is refused here. */
@@ -138,11 +149,17 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
         throw new FulcrumError('CONFLICT', `pinned map ${pinDir}/${name} has key/value ${m.info.keySize}/${m.info.valueSize} bytes, this build expects ${want(spec.key)}/${want(spec.value)}: run fulcrum agent --cleanup`);
       }
     }
-    const maxVips = maps.vips.info.maxEntries;
+    const config = maps.config.lookup(u32(0));
+    const maglevTableSize = config?.readUInt32LE(STRUCTS.fl_config.fields.maglev_size.offset) ?? 0;
+    if (maglevTableSize === 0) {
+      for (const m of Object.values(maps)) m.close();
+      program.close();
+      throw new FulcrumError('CONFLICT', `${pinDir}/config does not say what the pinned program was loaded with: run fulcrum agent --cleanup`);
+    }
     limits = {
-      maxVips,
+      maxVips: maps.vips.info.maxEntries,
       maxBackends: maps.backends.info.maxEntries,
-      maglevTableSize: maps.maglev.info.maxEntries / (maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS),
+      maglevTableSize,
       conntrackSize: maps.conntrack.info.maxEntries * ENUMS.fl_limits.FL_CT_WAYS,
     };
     reopened = true;
@@ -157,12 +174,12 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     limits = limitsFromSettings(opts.settings);
     const obj = loadOrExplain(objectPath, {
       rodata: {
-        maglev_size: limits.maglevTableSize, max_vips: limits.maxVips, max_backends: limits.maxBackends,
+        maglev_size: limits.maglevTableSize, maglev_stride: maglevStride(limits.maglevTableSize), max_vips: limits.maxVips, max_backends: limits.maxBackends,
         ct_sets: limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS, nexthop_ttl_jiffies: BigInt(kernelHz()),
       },
       maxEntries: {
         vips: limits.maxVips,
-        maglev: limits.maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS * limits.maglevTableSize,
+        maglev: (limits.maxVips * ENUMS.fl_limits.FL_MAGLEV_SLOTS * maglevStride(limits.maglevTableSize)) / ENUMS.fl_limits.FL_MAGLEV_LINE,
         backends: limits.maxBackends,
         conntrack: limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS,
         reverse_nat: limits.conntrackSize,
@@ -173,6 +190,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     });
     try {
       checkAbi(obj);
+      obj.map('config').update(u32(0), encodeConfig(limits));
       for (const m of Object.keys(MAPS)) obj.pinMap(m, join(pinDir, m));
       // The program pin goes last: its presence means "everything is pinned" to the next start.
       obj.pinProgram(PROGRAM_NAME, join(pinDir, PROG_PIN));
@@ -189,10 +207,19 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     reopened = false;
   }
 
+  // Tables are written straight into the map's memory when it allows (this build's maps do).
+  let maglevMemory: MappedRegion | undefined;
+  try {
+    if (maps.maglev.isMmapable) maglevMemory = maps.maglev.mmap();
+  } catch {
+    maglevMemory = undefined; // the dataplane then writes lines with batch updates
+  }
+
   return {
     maps,
     program,
     limits,
+    maglevMemory,
     reopened,
     pinDir,
     attach(interfaces) {

@@ -25,7 +25,7 @@ function eth(dst: string, src: string): Buffer {
 test('open lists programs and maps; declared map info before load, kernel info after', { skip }, async () => {
   const obj = BpfObject.openFile(OBJ);
   try {
-    assert.deepEqual(obj.programNames().sort(), ['xdp_count', 'xdp_dispatch', 'xdp_drop', 'xdp_grow', 'xdp_knob', 'xdp_pass', 'xdp_swap']);
+    assert.deepEqual(obj.programNames().sort(), ['xdp_count', 'xdp_dispatch', 'xdp_drop', 'xdp_grow', 'xdp_knob', 'xdp_mm', 'xdp_pass', 'xdp_swap']);
     assert.ok(obj.mapNames().includes('backends') && obj.mapNames().some((n) => n.endsWith('.rodata')));
     assert.deepEqual(obj.declaredMap('backends'), { type: MapType.HASH, keySize: 4, valueSize: 32, maxEntries: 1024, flags: 0 });
     assert.throws(() => obj.map('backends'), /not loaded yet/);
@@ -259,4 +259,30 @@ test('close: handles die with their object, double close is safe', { skip }, () 
   assert.throws(() => m.lookup(u32(0)), /map arr is closed/);
   assert.throws(() => p.testRun({ data: Buffer.alloc(64) }), /program xdp_pass is closed/);
   assert.throws(() => obj.programNames(), /is closed/);
+});
+
+test('mmap of an mmapable array: stores are what the program and lookups see; closed regions and other maps refuse', { skip }, () => {
+  const obj = load();
+  try {
+    const mm = obj.map('mm');
+    assert.equal(mm.isMmapable, true);
+    const region = mm.mmap();
+    assert.equal(region.stride, 8, 'u32 values at a stride of 8');
+    assert.equal(region.length, 16 * 8);
+    const run = () => obj.program('xdp_mm').testRun({ data: eth('02:00:00:00:00:01', '02:00:00:00:00:02') }).retval;
+    assert.equal(run(), XdpAction.PASS);
+    region.write(1 * region.stride, u32(XdpAction.DROP));
+    assert.equal(run(), XdpAction.DROP, 'the program sees the store');
+    assert.deepEqual(mm.lookup(u32(1)), u32(XdpAction.DROP), 'so does a lookup');
+    mm.update(u32(2), u32(7));
+    assert.deepEqual(region.read(2 * region.stride, 4), u32(7), 'and the mapping sees updates');
+    assert.throws(() => region.write(region.length - 2, u32(1)), /outside the 128-byte mapping/);
+    region.close();
+    assert.throws(() => region.read(0, 4), /closed mapping/);
+    assert.equal(run(), XdpAction.DROP, 'the values stay in the map after munmap');
+    assert.equal(obj.map('arr').isMmapable, false);
+    assert.throws(() => obj.map('arr').mmap(), (e: unknown) => (e as Error).name === 'FeatureMissingError' && /BPF_F_MMAPABLE/.test((e as Error).message));
+  } finally {
+    obj.close();
+  }
 });

@@ -301,7 +301,9 @@ const clearSet = (set: number) => dp.kernel.maps.conntrack.update(u32(set), Buff
 function maglevPort(hash: number): { slot: number; port: number; gen: number } {
   const meta = decodeVipMeta(dp.kernel.maps.vips.lookup(encodeVipKey({ address: '10.0.0.5', family: 'inet', port: 80, protocol: 'tcp' }))!);
   const size = dp.kernel.limits.maglevTableSize;
-  const slot = dp.kernel.maps.maglev.lookup(u32(maglevIndex(meta.id, meta.slot, maglevPosition(hash, size), size)))!.readUInt32LE(0);
+  const entry = maglevIndex(meta.id, meta.slot, maglevPosition(hash, size), size);
+  const line = ENUMS.fl_limits.FL_MAGLEV_LINE;
+  const slot = dp.kernel.maps.maglev.lookup(u32(Math.floor(entry / line)))!.readUInt32LE((entry % line) * 4);
   const b = decodeBackend(dp.kernel.maps.backends.lookup(u32(slot))!);
   return { slot, port: b.port, gen: b.gen };
 }

@@ -42,7 +42,7 @@ function fakeKernel(): { kernel: XdpKernel; maps: Record<MapName, FakeMap> } {
   const kernel: XdpKernel = {
     maps: maps as unknown as Record<MapName, BpfMap>,
     program: { id: 1 } as unknown as BpfProgram,
-    limits, reopened: false, pinDir: '/fake',
+    limits, maglevMemory: undefined, reopened: false, pinDir: '/fake',
     attach: () => [], detach: () => undefined, close: () => undefined, destroy: () => undefined,
   };
   return { kernel, maps };
