@@ -10,6 +10,8 @@ import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVi
 import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type ObservedVip, type TableMember, type XdpStep } from './plan.js';
 import { limitsFromSettings, openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
+import { KernelNeighbours, NeighbourLearner, type NeighbourTable } from './neighbours.js';
+import type { Family } from '../model/net.js';
 
 export interface XdpDataplaneOptions {
   /** Node-wide XDP settings from the desired state (interfaces, attach mode...). */
@@ -21,6 +23,8 @@ export interface XdpDataplaneOptions {
   logger: Logger;
   /** The compiled BPF object (default: bpf/build/fulcrum_xdp.bpf.o of this package). */
   objectPath?: string;
+  /** Where dr backends' MACs are learned (default: this network namespace's neighbour table). */
+  neighbours?: NeighbourTable;
 }
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/fulcrum';
@@ -49,12 +53,12 @@ export async function createXdpDataplane(options: XdpDataplaneOptions): Promise<
     kernel.close();
     throw e;
   }
-  return new XdpDataplane(kernel, settings, options.stateDir, logger);
+  return new XdpDataplane(kernel, settings, options.stateDir, logger, options.neighbours ?? new KernelNeighbours());
 }
 
 /** The dataplane over an already opened kernel side (the agent uses createXdpDataplane). */
-export function xdpDataplaneOver(kernel: XdpKernel, settings: XdpSettings, stateDir: string, logger: Logger): Dataplane & { readonly kernel: XdpKernel } {
-  return new XdpDataplane(kernel, settings, stateDir, logger);
+export function xdpDataplaneOver(kernel: XdpKernel, settings: XdpSettings, stateDir: string, logger: Logger, neighbours: NeighbourTable = new KernelNeighbours()): Dataplane & { readonly kernel: XdpKernel } {
+  return new XdpDataplane(kernel, settings, stateDir, logger, neighbours);
 }
 
 const zero = (): Counters => ({ packetsIn: 0n, packetsOut: 0n, bytesIn: 0n, bytesOut: 0n, connections: 0n });
@@ -71,24 +75,46 @@ class XdpDataplane implements Dataplane {
    */
   #observed: Observed | undefined;
 
-  constructor(readonly kernel: XdpKernel, private readonly settings: XdpSettings, private readonly stateDir: string, private readonly logger: Logger) {
+  readonly #neighbours: NeighbourLearner;
+
+  constructor(readonly kernel: XdpKernel, private readonly settings: XdpSettings, private readonly stateDir: string, private readonly logger: Logger, neighbours: NeighbourTable) {
     this.#names = loadNames(join(stateDir, NAMES_FILE));
+    this.#neighbours = new NeighbourLearner(neighbours);
   }
 
   /** One reconcile at a time: each one plans against what the previous one left. */
-  #serial<T>(fn: () => T): Promise<T> {
+  #serial<T>(fn: () => T | Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
   reconcile(desired: readonly Service[], options: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
-    return this.#serial(() => this.#reconcile(desired, options.dryRun ?? false));
+    return this.#serial(async () => {
+      await this.#learnMacs(desired);
+      return this.#reconcile(desired, options.dryRun ?? false);
+    });
+  }
+
+  /** dr backends without a configured MAC: learn theirs from the neighbour table (see neighbours.ts). */
+  async #learnMacs(desired: readonly Service[]): Promise<void> {
+    const wanted = new Map<string, { address: string; family: Family }>();
+    for (const s of desired) {
+      if (s.dataplane !== 'xdp' || s.forwarding !== 'dr') continue;
+      for (const b of s.backends) if (!b.mac) wanted.set(b.address, { address: b.address, family: s.family });
+    }
+    try {
+      for (const c of await this.#neighbours.refresh([...wanted.values()]))
+        this.logger.info({ backend: c.address, mac: c.mac, previous: c.previous }, 'learned the MAC of a dr backend from the neighbour table');
+    } catch (e) {
+      // The program still asks the FIB for the neighbour per packet; the next reconcile retries.
+      this.logger.warn({ err: e }, 'reading the neighbour table failed');
+    }
   }
 
   #reconcile(desired: readonly Service[], dryRun: boolean): ReconcileResult {
     if (this.#closed) throw new FulcrumError('INTERNAL', 'the xdp dataplane is closed');
-    const vips = desired.filter((s) => s.dataplane === 'xdp').map(desiredVip);
+    const vips = desired.filter((s) => s.dataplane === 'xdp').map((s) => desiredVip(s, (a) => this.#neighbours.macOf(a)));
     const observed = (this.#observed ??= readObserved(this.kernel));
     let steps: XdpStep[];
     try {
@@ -169,6 +195,7 @@ class XdpDataplane implements Dataplane {
         this.logger.info({ interfaces: this.settings.interfaces.map((i) => i.name) }, 'xdp program detached (detachOnShutdown)');
       }
       this.kernel.close();
+      this.#neighbours.close();
     });
   }
 
@@ -177,6 +204,7 @@ class XdpDataplane implements Dataplane {
       if (this.#closed) throw new FulcrumError('INTERNAL', 'the xdp dataplane is closed');
       this.#closed = true;
       this.kernel.destroy(this.settings.interfaces);
+      this.#neighbours.close();
       writeFileAtomic(join(this.stateDir, NAMES_FILE), '{}\n');
       this.logger.info({ pinDir: this.kernel.pinDir }, 'xdp program detached and unpinned');
     });

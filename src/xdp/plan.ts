@@ -59,7 +59,8 @@ function backendId(address: string, port: number): string {
   return formatEndpoint(address, port);
 }
 
-export function desiredVip(svc: Service): DesiredVip {
+/** `learnedMac`: the MAC learned for a dr backend without a configured one (./neighbours.ts). */
+export function desiredVip(svc: Service, learnedMac: (address: string) => string | undefined = () => undefined): DesiredVip {
   if (svc.address === undefined || svc.port === undefined) throw new TypeError(`service ${svc.name} has no address/port`);
   if (svc.protocol !== 'tcp' && svc.protocol !== 'udp') throw new TypeError(`service ${svc.name}: xdp balances tcp and udp only`);
   if (svc.forwarding !== 'nat' && svc.forwarding !== 'dr') throw new TypeError(`service ${svc.name}: xdp forwards by nat or dr`);
@@ -73,7 +74,7 @@ export function desiredVip(svc: Service): DesiredVip {
       // dr cannot change the port: the packet keeps its VIP destination.
       port: svc.forwarding === 'dr' ? svc.port! : b.port,
       weight: b.weight,
-      mac: b.mac,
+      mac: b.mac ?? (svc.forwarding === 'dr' ? learnedMac(b.address) : undefined),
     })),
   };
 }

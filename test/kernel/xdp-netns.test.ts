@@ -4,6 +4,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor } from '../helpers/vrrp-peers.js';
 import { Netns, vethPair, run } from '../helpers/netns.js';
 import { xdpSkipReason, testDirs, PASS_OBJECT } from '../helpers/xdp.js';
 
@@ -149,15 +150,39 @@ before(async () => {
   const lbSrv = lb.spawn(process.execPath, [TRAFFIC, 'server', 'lb', 'tcp:2222']);
   procs.push(lbSrv);
   await new Promise((r) => lbSrv.stdout!.once('data', r));
-  // dr needs the backends' MACs: "learned" = the LB's neighbour table, which the FIB lookup reads.
-  for (const i of [1, 2, 3]) {
-    await lb.exec('ping', ['-c1', '-W2', b4(i)]);
-    await lb.exec('ping', ['-6', '-c1', '-W2', b6(i)]);
-  }
+  // No neighbour entries yet: the agent learns the dr backends' MACs itself (next test).
   const started = await startAgent();
   agent = started.agent;
   assert.equal(started.reopened, false);
   await agent.call({ op: 'reconcile', services: servicesWith([1, 2]) });
+});
+
+/** The LB's neighbour table: address -> MAC, for entries that have one. */
+async function lbNeighbours(): Promise<Map<string, string>> {
+  const r = await lb.exec('ip', ['-j', 'neigh', 'show']);
+  return new Map((JSON.parse(r.stdout) as Array<{ dst: string; lladdr?: string }>).filter((n) => n.lladdr).map((n) => [n.dst, n.lladdr!]));
+}
+
+test('dr backends without a configured MAC: the agent solicits their neighbours and writes the learned MACs into their slots', { skip }, async () => {
+  const drAddresses = [1, 2].flatMap((i) => [b4(i), b6(i)]);
+  // The first reconcile found no neighbours and solicited them; the kernel resolves them.
+  const known = (await waitFor('the LB to resolve the dr backends', async () => {
+    const n = await lbNeighbours();
+    return drAddresses.every((a) => n.has(a)) ? n : undefined;
+  }, 5000, 50))!;
+  const r = await agent!.call({ op: 'reconcile', services: servicesWith([1, 2]) });
+  const steps = (r.result as { steps: Array<{ kind: string; description: string }> }).steps;
+  assert.ok(steps.length > 0 && steps.every((s) => s.kind === 'update-backend' && /mac fib -> /.test(s.description)), JSON.stringify(steps));
+  const dump = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${dirs.pinDir}/backends`])).stdout) as Array<{ formatted?: { value: { flags: number; port: number; mac: number[]; addr: number[] } } }>;
+  const macText = (m: number[]) => m.map((x) => x.toString(16).padStart(2, '0')).join(':');
+  const dr = dump.filter((e) => e.formatted?.value.flags === 1 && (e.formatted.value.port === 80 || e.formatted.value.port === 53));
+  assert.equal(dr.length, 8, '4 dr services x 2 backends');
+  for (const e of dr) {
+    const mac = macText(e.formatted!.value.mac);
+    assert.ok([...known.values()].includes(mac), `slot MAC ${mac} is a learned neighbour MAC`);
+  }
+  // Nothing changes: the next reconcile has nothing to do.
+  assert.deepEqual((await agent!.call({ op: 'reconcile', services: servicesWith([1, 2]) })).result, { dataplane: 'xdp', steps: [], applied: true });
 });
 
 after(async () => {

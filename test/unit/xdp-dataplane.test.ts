@@ -8,7 +8,7 @@ import { parseDesiredState } from '../../src/model/index.js';
 import { XdpSettingsSchema } from '../../src/model/xdp.js';
 import { silentLogger } from '../../src/log.js';
 import { FulcrumError } from '../../src/errors.js';
-import { MAPS, STRUCTS, type MapName } from '../../src/xdp/abi.js';
+import { decodeBackend, MAPS, STRUCTS, type MapName } from '../../src/xdp/abi.js';
 import { xdpDataplaneOver } from '../../src/xdp/dataplane.js';
 import type { XdpKernel } from '../../src/xdp/kernel.js';
 
@@ -105,6 +105,29 @@ test('capacity errors are INVALID_CONFIG naming the setting, and nothing is appl
     const many = Array.from({ length: 5 }, (_, i) => svc(`s${i}`, `10.0.0.${i + 1}`, ['10.1.0.1']));
     await assert.rejects(dp.reconcile(parseDesiredState({ services: many }).services), /INVALID_CONFIG|xdp.maxVips is 4/);
     assert.equal(maps.vips.data.size, 0);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('a dr backend without a MAC gets the one learned from the neighbour table; a configured MAC wins', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
+  try {
+    const { kernel, maps } = fakeKernel();
+    const known = new Map<string, string>();
+    const solicited: string[] = [];
+    const table = { macs: async () => new Map(known), solicit: (a: string) => void solicited.push(a), close: () => undefined };
+    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger(), table);
+    const dr = parseDesiredState({ services: [{ name: 'd', dataplane: 'xdp', address: '10.0.0.9', port: 80, forwarding: 'dr', backends: [{ address: '10.1.0.1' }, { address: '10.1.0.2', mac: '02:00:00:00:00:22' }] }] }).services;
+    const macs = () => [...maps.backends.data.values()].map((v) => decodeBackend(v)).filter((b) => b.active).map((b) => [b.address, b.mac]).sort();
+    await dp.reconcile(dr);
+    assert.deepEqual(solicited, ['10.1.0.1'], 'only the backend without a MAC is solicited');
+    assert.deepEqual(macs(), [['10.1.0.1', undefined], ['10.1.0.2', '02:00:00:00:00:22']]);
+    known.set('10.1.0.1', '02:00:00:00:00:11');
+    known.set('10.1.0.2', '02:00:00:00:00:99');
+    const r = await dp.reconcile(dr);
+    assert.deepEqual(r.steps.map((s) => s.kind), ['update-backend']);
+    assert.deepEqual(macs(), [['10.1.0.1', '02:00:00:00:00:11'], ['10.1.0.2', '02:00:00:00:00:22']]);
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
   }

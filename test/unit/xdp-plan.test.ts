@@ -8,7 +8,7 @@ import { endpointHash, type BackendValue } from '../../src/xdp/abi.js';
 const limits = { maxVips: 4, maxBackends: 8, maglevTableSize: 251 };
 
 function services(...svcs: unknown[]) {
-  return parseDesiredState({ services: svcs }).services.map(desiredVip);
+  return parseDesiredState({ services: svcs }).services.map((s) => desiredVip(s));
 }
 const web = (backends: unknown[], extra: Record<string, unknown> = {}) =>
   ({ name: 'web', dataplane: 'xdp', address: '10.0.0.1', port: 80, backends, ...extra });
