@@ -422,6 +422,15 @@ static __always_inline int filter_hit(__u32 h)
 	return w && (*w & (1ULL << (h & 63)));
 }
 
+/* The key of the packet's endpoint `addr`:`port` in `vips` / `nat_endpoints`. */
+static __always_inline void endpoint_key(struct fl_vip_key *k, const struct pkt *p, const __u8 *addr, __be16 port)
+{
+	__builtin_memcpy(k->addr, addr, 16);
+	k->port = port;
+	k->proto = p->proto;
+	k->family = p->family;
+}
+
 /* The VIP the packet is addressed to (h = its fl_endpoint_hash): vip_index when the copy there is
  * this VIP's, else the `vips` map. Fills *meta; -1 when it is not a VIP. */
 static __always_inline int vip_lookup(struct pkt *p, __u32 h, struct fl_vip_meta *meta)
@@ -439,10 +448,7 @@ static __always_inline int vip_lookup(struct pkt *p, __u32 h, struct fl_vip_meta
 			return 0;
 		}
 	}
-	__builtin_memcpy(vk.addr, p->flow.dst, 16);
-	vk.port = p->dport;
-	vk.proto = p->proto;
-	vk.family = p->family;
+	endpoint_key(&vk, p, p->flow.dst, p->dport);
 	m = bpf_map_lookup_elem(&vips, &vk);
 	if (!m)
 		return -1;
@@ -607,10 +613,7 @@ static __always_inline int reply_path(struct xdp_md *ctx, struct pkt *p, __u32 b
 
 	if (fill_flow(ctx, p) < 0)
 		return XDP_PASS;
-	__builtin_memcpy(ek.addr, p->flow.src, 16);
-	ek.port = p->sport;
-	ek.proto = p->proto;
-	ek.family = p->family;
+	endpoint_key(&ek, p, p->flow.src, p->sport);
 	e = bpf_map_lookup_elem(&nat_endpoints, &ek);
 	if (!e)
 		return XDP_PASS;
