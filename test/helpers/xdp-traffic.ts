@@ -1,5 +1,5 @@
 /**
- * Traffic endpoints for the XDP netns tests, run as `ip netns exec NS node xdp-traffic.js MODE ...`.
+ * Traffic endpoints for the XDP kernel tests (netns and agent), run as `ip netns exec NS node xdp-traffic.js MODE ...`.
  * Every mode is bounded in count and time.
  *   server ID tcp:P,udp:P,...      answer every TCP chunk / UDP datagram with "ID\n" (until killed)
  *   tcp HOST PORT N                N fresh TCP connections in turn; prints {"ids":[...]}
@@ -54,17 +54,17 @@ async function udpAsk(host: string, port: number): Promise<string> {
 async function main(): Promise<void> {
   if (mode === 'server') {
     const id = a1;
-    for (const spec of a2.split(',')) {
+    await Promise.all(a2.split(',').map((spec) => new Promise<void>((ready) => {
       const [proto, p] = spec.split(':');
       const port = Number(p);
       if (proto === 'tcp') {
-        createServer((c) => { c.on('data', () => c.write(`${id}\n`)); c.on('error', () => undefined); }).listen({ port, host: '::', ipv6Only: false });
+        createServer((c) => { c.on('data', () => c.write(`${id}\n`)); c.on('error', () => undefined); }).listen({ port, host: '::', ipv6Only: false }, ready);
       } else {
         const s = createSocket({ type: 'udp6', ipv6Only: false });
         s.on('message', (_m, r) => s.send(`${id}\n`, r.port, r.address));
-        s.bind(port, '::');
+        s.bind(port, '::', ready);
       }
-    }
+    })));
     console.log('listening');
     // Killed by the test; never outlives 10 minutes.
     setTimeout(() => process.exit(0), 600_000);

@@ -19,7 +19,7 @@ import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
  */
 
 const skip = xdpSkipReason() ?? (existsSync('/usr/sbin/ethtool') || existsSync('/sbin/ethtool') ? undefined : 'needs ethtool (scripts/setup.sh installs it)');
-const ECHO = fileURLToPath(new URL('../helpers/echo-id.js', import.meta.url));
+const ECHO = fileURLToPath(new URL('../helpers/xdp-traffic.js', import.meta.url));
 
 let client: Netns, lb: Netns;
 const backends: Netns[] = [];
@@ -38,7 +38,7 @@ const WEB = { name: 'web', dataplane: 'xdp', address: '10.0.0.1', port: 80, back
 const cli = (words: string[]) => fulcrum(words, agent!.server, tokenFile, lb.name);
 
 async function ask(n: number): Promise<string[]> {
-  const r = await client.exec(process.execPath, [ECHO, 'ask', '10.0.0.1', '80', String(n)], { timeoutMs: 60_000 });
+  const r = await client.exec(process.execPath, [ECHO, 'tcp', '10.0.0.1', '80', String(n)], { timeoutMs: 60_000 });
   return (JSON.parse(r.stdout) as { ids: string[] }).ids;
 }
 
@@ -62,7 +62,7 @@ before(async () => {
     await b.exec('ip', ['route', 'add', 'default', 'via', `10.1.${i}.254`]);
     await b.exec('ip', ['link', 'set', 'dev', 'eth0', 'xdpdrv', 'obj', PASS_OBJECT, 'sec', 'xdp']);
     await b.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
-    const srv = b.spawn(process.execPath, [ECHO, 'server', `b${i}`, '8080']);
+    const srv = b.spawn(process.execPath, [ECHO, 'server', `b${i}`, 'tcp:8080']);
     procs.push(srv);
     await new Promise((r) => srv.stdout!.once('data', r));
   }
