@@ -22,7 +22,9 @@ class FakeMap {
   // An array map always has every key (zeros until written); a hash map only what was inserted.
   lookup(k: Buffer) { return this.data.get(k.toString('hex')) ?? (this.isArray ? Buffer.alloc(this.valueSize) : undefined); }
   get isArray() { return ['maglev', 'backends', 'stats', 'filter', 'backend_pcpu', 'vip_index', 'conntrack'].includes(this.name); }
-  update(k: Buffer, v: Buffer) { this.#check('update'); this.data.set(k.toString('hex'), Buffer.from(v)); }
+  /** Every update in order (key hex, value hex). */
+  readonly history: Array<[string, string]> = [];
+  update(k: Buffer, v: Buffer) { this.#check('update'); this.data.set(k.toString('hex'), Buffer.from(v)); this.history.push([k.toString('hex'), v.toString('hex')]); }
   delete(k: Buffer) { this.#check('delete'); return this.data.delete(k.toString('hex')); }
   updateBatch(keys: Buffer[], values: Buffer[]) { this.#check('updateBatch'); keys.forEach((k, i) => this.data.set(k.toString('hex'), Buffer.from(values[i]!))); return keys.length; }
   lookupBatch() {
@@ -128,6 +130,49 @@ test('a dr backend without a MAC gets the one learned from the neighbour table; 
     const r = await dp.reconcile(dr);
     assert.deepEqual(r.steps.map((s) => s.kind), ['update-backend']);
     assert.deepEqual(macs(), [['10.1.0.1', '02:00:00:00:00:11'], ['10.1.0.2', '02:00:00:00:00:22']]);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('vip_index writes: a copy becomes matchable (or stops being) only by its family byte; a table swap is one write', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
+  try {
+    const { kernel, maps } = fakeKernel();
+    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
+    const familyAt = STRUCTS.fl_vip_slot.fields.key.offset + STRUCTS.fl_vip_key.fields.family.offset;
+    const writes = () => maps.vip_index.history.splice(0).map(([, v]) => Buffer.from(v, 'hex'));
+    /** Each write differs from the one before in at most the family byte, unless the entry was unmatchable (family 0) before or after. */
+    const safe = (ws: Buffer[], first: Buffer) => {
+      let prev = first;
+      for (const w of ws) {
+        const diff = [...w.keys()].filter((i) => w[i] !== prev[i]);
+        assert.ok(prev[familyAt] === 0 || w[familyAt] === 0 || diff.every((i) => i >= STRUCTS.fl_vip_slot.fields.meta.offset), `unsafe write ${prev.toString('hex')} -> ${w.toString('hex')}`);
+        prev = w;
+      }
+    };
+    const svc = (backends: string[], forwarding = 'nat') => parseDesiredState({ services: [{ name: 'a', dataplane: 'xdp', address: '10.0.0.1', port: 80, forwarding, backends: backends.map((b) => ({ address: b, port: 80, ...(forwarding === 'dr' ? { mac: '02:00:00:00:00:01' } : {}) })) }] }).services;
+    const zero = Buffer.alloc(STRUCTS.fl_vip_slot.size);
+
+    await dp.reconcile(svc(['10.1.0.1']));
+    const add = writes();
+    assert.deepEqual(add.map((w) => w[familyAt]), [0, 2], 'written unmatchable first, then its family byte');
+    safe(add, zero);
+
+    await dp.reconcile(svc(['10.1.0.1', '10.1.0.2']));
+    const swap = writes();
+    assert.equal(swap.length, 1, 'a table swap is one write');
+    safe(swap, add.at(-1)!);
+
+    await dp.reconcile(svc(['10.1.0.1', '10.1.0.2'], 'dr'));
+    const mode = writes();
+    assert.deepEqual(mode.map((w) => w[familyAt]), [0, 0, 0, 2], 'mode change: hidden, cleared, rewritten hidden, shown');
+    safe(mode, swap.at(-1)!);
+
+    await dp.reconcile([]);
+    const gone = writes();
+    assert.deepEqual(gone.map((w) => w[familyAt]), [0, 0]);
+    assert.ok(gone.at(-1)!.equals(zero));
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
   }
