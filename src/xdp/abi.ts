@@ -313,10 +313,13 @@ export interface FlowTuple { src: string; dst: string; sport: number; dport: num
 export function flowHash(f: FlowTuple): number {
   const a = (BigInt(addrFold(f.src)) << 32n) | BigInt(addrFold(f.dst));
   const b = (BigInt(((rawPort(f.sport) << 16) | rawPort(f.dport)) >>> 0) << 32n) | BigInt((HASH_SEED ^ IPPROTO[f.protocol]) >>> 0);
-  let h = (a * 0x9e3779b97f4a7c15n + b * 0xc4ceb9fe1a85ec53n) & M64;
-  h ^= h >> 33n;
+  let h = (a * 0x9e3779b97f4a7c15n) & M64;
+  h ^= h >> 32n;
+  h ^= b;
   h = (h * 0xff51afd7ed558ccdn) & M64;
-  h ^= h >> 33n;
+  h ^= h >> 29n;
+  h = (h * 0xc4ceb9fe1a85ec53n) & M64;
+  h ^= h >> 32n;
   return Number(h & 0xffffffffn);
 }
 

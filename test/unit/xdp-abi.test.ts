@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ENUMS, MAPS, STRUCTS, KNOBS, PROGRAM_NAME, decodeBackend, encodeBackend, decodeVipMeta, encodeVipMeta, decodeVipKey, encodeVipKey, decodeEndpoint, encodeEndpoint } from '../../src/xdp/abi.js';
+import { kernelHz } from '../../src/xdp/kernel.js';
+import { conntrackSet, flowHash, maglevPosition, ENUMS, MAPS, STRUCTS, KNOBS, PROGRAM_NAME, decodeBackend, encodeBackend, decodeVipMeta, encodeVipMeta, decodeVipKey, encodeVipKey, decodeEndpoint, encodeEndpoint } from '../../src/xdp/abi.js';
 
 // The compiled object's BTF is the source of truth (bpf/fulcrum_xdp.h); src/xdp/abi.ts must match it.
 const OBJECT = fileURLToPath(new URL('../../../bpf/build/fulcrum_xdp.bpf.o', import.meta.url));
@@ -86,4 +87,24 @@ test('encoders round-trip and put fields at the table offsets', () => {
   assert.deepEqual(decodeBackend(enc), be);
   const ep = { vip: '2001:db8::1', vport: 80, vipId: 3, slot: 17, shared: true };
   assert.deepEqual(decodeEndpoint(encodeEndpoint(ep), 'inet6'), ep);
+});
+
+test('kernelHz reads CONFIG_HZ from the first config that has it, and falls back to 100 (never a longer next-hop TTL)', () => {
+  const fail = () => { throw new Error('no such file'); };
+  assert.equal(kernelHz([fail, () => 'CONFIG_X=y\nCONFIG_HZ=250\nCONFIG_HZ_250=y\n']), 250);
+  assert.equal(kernelHz([() => '# CONFIG_HZ is not set\n', () => 'CONFIG_HZ=1000\n']), 1000);
+  assert.equal(kernelHz([fail, fail]), 100);
+});
+
+test('flowHash spreads flows evenly over Maglev entries and conntrack sets', () => {
+  const size = 251, sets = 64, n = 64 * 251;
+  const entries = new Uint32Array(size), bySet = new Uint32Array(sets);
+  for (let i = 0; i < n; i++) {
+    const h = flowHash({ src: `10.9.${i >> 8 & 255}.${i & 255}`, dst: '10.0.0.1', sport: 1024 + (i % 50000), dport: 80, protocol: 'tcp' });
+    entries[maglevPosition(h, size)]!++;
+    bySet[conntrackSet(h, sets)]!++;
+  }
+  // Poisson-ish: mean 64 per entry, 251 per set; no bucket far off.
+  assert.ok(Math.max(...entries) < 64 * 2 && Math.min(...entries) > 64 / 3, `entries ${Math.min(...entries)}..${Math.max(...entries)}`);
+  assert.ok(Math.max(...bySet) < 251 * 1.5 && Math.min(...bySet) > 251 / 1.5, `sets ${Math.min(...bySet)}..${Math.max(...bySet)}`);
 });
