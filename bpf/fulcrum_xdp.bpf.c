@@ -140,7 +140,6 @@ struct {
 
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
-#define VLAN_HLEN 4
 
 struct vlan_hdr_ {
 	__be16 tci;
@@ -271,17 +270,14 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 		p->dst_fold = ip->daddr;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = cur;
-		const __u32 *s, *d;
 		if ((void *)(ip6 + 1) > end || ip6->version != 6)
 			return -1;
 		/* Extension headers (including fragments) are not parsed: such packets pass. */
 		p->l4 = ip6 + 1;
 		p->proto = ip6->nexthdr;
 		p->family = FL_FAMILY_INET6;
-		s = (const __u32 *)&ip6->saddr;
-		d = (const __u32 *)&ip6->daddr;
-		p->src_fold = s[0] ^ s[1] ^ s[2] ^ s[3];
-		p->dst_fold = d[0] ^ d[1] ^ d[2] ^ d[3];
+		p->src_fold = addr_fold((const __u8 *)&ip6->saddr);
+		p->dst_fold = addr_fold((const __u8 *)&ip6->daddr);
 	} else {
 		return -1;
 	}

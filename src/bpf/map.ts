@@ -1,8 +1,7 @@
-import { FulcrumError } from '../errors.js';
+import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { checkInt, failure } from './check.js';
 import { isPerCpuMapType, MapFlag, MapType, mapTypeName, UpdateFlag, type UpdateMode } from './constants.js';
 import { errno, foreignView, lib } from './ffi.js';
-import { FeatureMissingError } from '../errors.js';
 import { FdHandle } from './fd-handle.js';
 import { possibleCpus } from './sys.js';
 

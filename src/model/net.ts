@@ -51,6 +51,11 @@ export function bytesToIp(bytes: Uint8Array): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
+/** Formats link-layer address bytes as lower-case colon-separated hex (02:00:5e:00:01:01). */
+export function bytesToMac(bytes: Uint8Array): string {
+  return Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 /** Canonical text of an address, so that equal addresses compare equal as strings. */
 export function canonicalIp(address: string): string {
   return familyOf(address) === 'inet6' ? bytesToIp(ipToBytes(address)) : address;

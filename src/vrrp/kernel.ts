@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
 import { KernelError, errnoFromName } from '../errors.js';
-import { bytesToIp, ipToBytes, type Family } from '../model/net.js';
+import { bytesToIp, bytesToMac, ipToBytes, type Family } from '../model/net.js';
 
 /**
  * The VRRP manager's one way into the kernel besides its raw sockets (./transport.ts): links and
@@ -51,7 +51,7 @@ const AF_PACKET = 17;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 
-const macText = (b: Buffer | undefined) => (b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '00:00:00:00:00:00');
+const macText = (b: Buffer | undefined) => (b ? bytesToMac(b) : '00:00:00:00:00:00');
 
 /** "Request rejected: EEXIST" -> errno (the netlink package reports errors as text). */
 function errnoOf(e: unknown): number | undefined {

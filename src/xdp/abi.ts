@@ -1,4 +1,4 @@
-import { ipToBytes, bytesToIp, type Family } from '../model/net.js';
+import { ipToBytes, bytesToIp, bytesToMac, type Family } from '../model/net.js';
 
 /**
  * The control plane's view of bpf/fulcrum_xdp.h: struct layouts, map names and constants.
@@ -202,7 +202,7 @@ export function decodeBackend(b: Uint8Array): BackendValue {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   const family: Family = buf.readUInt8(off(s, 'family')) === ENUMS.fl_family.FL_FAMILY_INET6 ? 'inet6' : 'inet';
   const macBytes = buf.subarray(off(s, 'mac'), off(s, 'mac') + 6);
-  const mac = macBytes.every((x) => x === 0) ? undefined : Array.from(macBytes, (x) => x.toString(16).padStart(2, '0')).join(':');
+  const mac = macBytes.every((x) => x === 0) ? undefined : bytesToMac(macBytes);
   return {
     address: bytesToIp(buf.subarray(0, family === 'inet' ? 4 : 16)),
     family,
@@ -267,15 +267,24 @@ export function maglevIndex(vipId: number, slot: 0 | 1, h: number, tableSize: nu
   return (vipId * L.FL_MAGLEV_SLOTS + slot) * maglevStride(tableSize) + h;
 }
 
+/** XOR of the four little-endian words of the 16-byte address (the program's addr_fold). */
+function addrFold(address: string): number {
+  const a = addr16(address);
+  return (a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12)) >>> 0;
+}
+
+/** A port as the program loads it: the network-order u16 read on this little-endian host. */
+function rawPort(port: number): number {
+  return ((port & 0xff) << 8) | (port >>> 8);
+}
+
 /**
  * fl_endpoint_hash of bpf/fulcrum_xdp.h, bit for bit: the address words as the program loads them
  * on this (little-endian) host, the port as its raw network-order u16. The packet fixtures prove
  * the two agree (a VIP whose bit is missing would pass untouched).
  */
 export function endpointHash(address: string, port: number, protocol: 'tcp' | 'udp'): number {
-  const a = addr16(address);
-  const portRaw = ((port & 0xff) << 8) | (port >>> 8);
-  const x = (a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12) ^ (portRaw << 8) ^ IPPROTO[protocol]) >>> 0;
+  const x = (addrFold(address) ^ (rawPort(port) << 8) ^ IPPROTO[protocol]) >>> 0;
   return Math.imul(x, L.FL_FILTER_MULT) >>> 16;
 }
 
@@ -291,17 +300,6 @@ export function filterWords(endpoints: Iterable<{ address: string; port: number;
 
 const HASH_SEED = 0x9e3779b9; // the program's hash_seed default (the control plane does not change it)
 const M64 = (1n << 64n) - 1n;
-
-/** XOR of the four little-endian words of the 16-byte address (the program's addr_fold). */
-function addrFold(address: string): number {
-  const a = addr16(address);
-  return (a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12)) >>> 0;
-}
-
-/** A port as the program loads it: the network-order u16 read on this little-endian host. */
-function rawPort(port: number): number {
-  return ((port & 0xff) << 8) | (port >>> 8);
-}
 
 export interface FlowTuple { src: string; dst: string; sport: number; dport: number; protocol: 'tcp' | 'udp' }
 

@@ -7,7 +7,7 @@ import { XdpSettingsSchema, type XdpSettings } from '../model/xdp.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { decodeBackend, decodeCounters, decodeEndpoint, encodeEndpoint, decodeVipKey, decodeVipMeta, decodeVipSlot, encodeBackend, encodeVipKey, encodeVipMeta, encodeVipSlot, maglevIndex, maglevStride, u32, ENUMS, L, STRUCTS, type BackendValue } from './abi.js';
-import { applyToObserved, desiredVip, describeStep, plan, PlanError, vipKeyString, type Observed, type ObservedVip, type TableMember, type XdpStep } from './plan.js';
+import { applyToObserved, desiredVip, describeStep, plan, PlanError, sameVip, vipKeyString, type Observed, type ObservedVip, type TableMember, type XdpStep } from './plan.js';
 import { limitsFromSettings, openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
 import { KernelNeighbours, NeighbourLearner, type NeighbourTable } from './neighbours.js';
@@ -374,8 +374,7 @@ function writeVipIndex(k: XdpKernel, index: number, from: ObservedVip | undefine
     if (!visible) b[STRUCTS.fl_vip_slot.fields.key.offset + STRUCTS.fl_vip_key.fields.family.offset] = 0;
     k.maps.vip_index.update(key, b);
   };
-  const sameVip = from && to && vipKeyString(from.key) === vipKeyString(to.key) && from.meta.id === to.meta.id && from.meta.mode === to.meta.mode;
-  if (!sameVip) {
+  if (!(from && to && sameVip(from, to))) {
     if (from) write(from, false);
     if (to) write(to, false);
     else k.maps.vip_index.update(key, Buffer.alloc(STRUCTS.fl_vip_slot.size));

@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
-import { bytesToIp, type Family } from '../model/net.js';
+import { bytesToIp, bytesToMac, type Family } from '../model/net.js';
 
 /**
  * dr backends without a configured `mac` get the MAC the kernel's neighbour table holds for their
@@ -22,8 +22,6 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const DISCARD_PORT = 9;
 
-const macText = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-
 /** The neighbour table of this process's network namespace, over rtnetlink. */
 export class KernelNeighbours implements NeighbourTable {
   #rt: RtNetlinkSocket | undefined;
@@ -39,7 +37,7 @@ export class KernelNeighbours implements NeighbourTable {
       if (!(st.reachable || st.stale || st.delay || st.probe || st.permanent)) continue;
       const { dst, lladdr } = n.attrs;
       if (!dst || !lladdr || lladdr.length !== 6 || lladdr.every((x) => x === 0)) continue;
-      out.set(bytesToIp(dst), macText(lladdr));
+      out.set(bytesToIp(dst), bytesToMac(lladdr));
     }
     return out;
   }

@@ -60,6 +60,11 @@ function backendId(address: string, port: number): string {
 }
 
 /** `learnedMac`: the MAC learned for a dr backend without a configured one (./neighbours.ts). */
+/** Same VIP, id and mode: a vip_index copy may go from one to the other in place (only the live slot differs). */
+export function sameVip(a: ObservedVip, b: ObservedVip): boolean {
+  return vipKeyString(a.key) === vipKeyString(b.key) && a.meta.id === b.meta.id && a.meta.mode === b.meta.mode;
+}
+
 export function desiredVip(svc: Service, learnedMac: (address: string) => string | undefined = () => undefined): DesiredVip {
   if (svc.address === undefined || svc.port === undefined) throw new TypeError(`service ${svc.name} has no address/port`);
   if (svc.protocol !== 'tcp' && svc.protocol !== 'udp') throw new TypeError(`service ${svc.name}: xdp balances tcp and udp only`);
@@ -207,7 +212,6 @@ export function plan(desired: readonly DesiredVip[], observed: Observed, limits:
     byIndex.set(h, [...(byIndex.get(h) ?? []), f]);
   }
   const indexClears: XdpStep[] = [], indexSets: XdpStep[] = [];
-  const sameVip = (a: ObservedVip, b: ObservedVip) => vipKeyString(a.key) === vipKeyString(b.key) && a.meta.id === b.meta.id && a.meta.mode === b.meta.mode;
   const sameEntry = (a: ObservedVip, b: ObservedVip) => sameVip(a, b) && a.meta.slot === b.meta.slot && a.meta.tableHash === b.meta.tableHash;
   for (const index of new Set([...observed.vipIndex.keys(), ...byIndex.keys()])) {
     const users = byIndex.get(index) ?? [];
