@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { FulcrumError } from '../../src/errors.js';
 import { decodeBackend, MAPS, STRUCTS, type MapName } from '../../src/xdp/abi.js';
 import { xdpDataplaneOver } from '../../src/xdp/dataplane.js';
+import type { NeighbourTable } from '../../src/xdp/neighbours.js';
 import type { XdpKernel } from '../../src/xdp/kernel.js';
 
 /** In-memory stand-in for the kernel maps (behind the XdpKernel interface); can fail on demand. */
@@ -50,76 +51,65 @@ function fakeKernel(): { kernel: XdpKernel; maps: Record<MapName, FakeMap> } {
   return { kernel, maps };
 }
 
+const noNeighbours: NeighbourTable = { macs: async () => new Map(), solicit: () => undefined, close: () => undefined };
+
+/** A dataplane over fake maps and a state directory, both gone after `fn`. */
+async function withDataplane(fn: (t: { dp: ReturnType<typeof xdpDataplaneOver>; maps: Record<MapName, FakeMap> }) => Promise<void>, neighbours = noNeighbours): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
+  try {
+    const { kernel, maps } = fakeKernel();
+    await fn({ dp: xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger(), neighbours), maps });
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 const svc = (name: string, addr: string, backends: string[]) => ({ name, dataplane: 'xdp', address: addr, port: 80, backends: backends.map((b) => ({ address: b, port: 8080 })) });
 
-test('a step that fails mid-way rolls back every step before it (VIPs, backends, filter)', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
-  try {
-    const { kernel, maps } = fakeKernel();
-    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
-    await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services);
-    const before = { vips: maps.vips.snapshot(), backends: maps.backends.snapshot(), filter: maps.filter.snapshot(), endpoints: maps.nat_endpoints.snapshot() };
-    // The second VIP's table write fails: its backends were written, the first VIP changed already.
-    let batches = 0;
-    maps.maglev.failOn = (op) => op === 'updateBatch' && ++batches === 2;
-    const next = parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1', '10.1.0.2']), svc('b', '10.0.0.2', ['10.1.0.3'])] }).services;
-    await assert.rejects(dp.reconcile(next), (e: unknown) => e instanceof FulcrumError && e.code === 'APPLY_FAILED' && /\+ b .*injected updateBatch failure/.test(e.message));
-    assert.deepEqual(maps.vips.snapshot(), before.vips, 'vips as before');
-    const zero = '00'.repeat(STRUCTS.fl_backend.size);
-    const live = new Map([...maps.backends.snapshot()].filter(([, v]) => v !== zero));
-    assert.deepEqual(live, before.backends, 'backend slots as before (rolled-back slots are zero again)');
-    assert.deepEqual(maps.filter.snapshot(), before.filter, 'filter as before');
-    assert.deepEqual(maps.nat_endpoints.snapshot(), before.endpoints, 'nat reply entries as before');
-    // Once the fault is gone the same change applies, planned from a fresh read-back.
-    maps.maglev.failOn = undefined;
-    const r = await dp.reconcile(next);
-    assert.equal(r.applied, true);
-    assert.equal(maps.vips.data.size, 2);
-    assert.deepEqual((await dp.reconcile(next)).steps, []);
-    const stats = await dp.stats();
-    assert.deepEqual(stats.map((s) => [s.service, s.backends.length]).sort(), [['a', 2], ['b', 1]]);
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
+test('a step that fails mid-way rolls back every step before it (VIPs, backends, filter)', () => withDataplane(async ({ dp, maps }) => {
+  await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services);
+  const before = { vips: maps.vips.snapshot(), backends: maps.backends.snapshot(), filter: maps.filter.snapshot(), endpoints: maps.nat_endpoints.snapshot() };
+  // The second VIP's table write fails: its backends were written, the first VIP changed already.
+  let batches = 0;
+  maps.maglev.failOn = (op) => op === 'updateBatch' && ++batches === 2;
+  const next = parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1', '10.1.0.2']), svc('b', '10.0.0.2', ['10.1.0.3'])] }).services;
+  await assert.rejects(dp.reconcile(next), (e: unknown) => e instanceof FulcrumError && e.code === 'APPLY_FAILED' && /\+ b .*injected updateBatch failure/.test(e.message));
+  assert.deepEqual(maps.vips.snapshot(), before.vips, 'vips as before');
+  const zero = '00'.repeat(STRUCTS.fl_backend.size);
+  const live = new Map([...maps.backends.snapshot()].filter(([, v]) => v !== zero));
+  assert.deepEqual(live, before.backends, 'backend slots as before (rolled-back slots are zero again)');
+  assert.deepEqual(maps.filter.snapshot(), before.filter, 'filter as before');
+  assert.deepEqual(maps.nat_endpoints.snapshot(), before.endpoints, 'nat reply entries as before');
+  // Once the fault is gone the same change applies, planned from a fresh read-back.
+  maps.maglev.failOn = undefined;
+  const r = await dp.reconcile(next);
+  assert.equal(r.applied, true);
+  assert.equal(maps.vips.data.size, 2);
+  assert.deepEqual((await dp.reconcile(next)).steps, []);
+  const stats = await dp.stats();
+  assert.deepEqual(stats.map((s) => [s.service, s.backends.length]).sort(), [['a', 2], ['b', 1]]);
+}));
 
-test('dryRun plans without touching the maps', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
-  try {
-    const { kernel, maps } = fakeKernel();
-    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
-    const r = await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services, { dryRun: true });
-    assert.equal(r.applied, false);
-    assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'set-endpoint', 'publish', 'set-vip-index']);
-    assert.match(r.steps[3]!.description, /\+ a \(tcp 10.0.0.1:80\) nat id 0 with 1 backends/);
-    assert.equal(maps.vips.data.size, 0);
-    assert.equal(maps.backends.data.size, 0);
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
+test('dryRun plans without touching the maps', () => withDataplane(async ({ dp, maps }) => {
+  const r = await dp.reconcile(parseDesiredState({ services: [svc('a', '10.0.0.1', ['10.1.0.1'])] }).services, { dryRun: true });
+  assert.equal(r.applied, false);
+  assert.deepEqual(r.steps.map((s) => s.kind), ['set-filter', 'add-backend', 'set-endpoint', 'publish', 'set-vip-index']);
+  assert.match(r.steps[3]!.description, /\+ a \(tcp 10.0.0.1:80\) nat id 0 with 1 backends/);
+  assert.equal(maps.vips.data.size, 0);
+  assert.equal(maps.backends.data.size, 0);
+}));
 
-test('capacity errors are INVALID_CONFIG naming the setting, and nothing is applied', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
-  try {
-    const { kernel, maps } = fakeKernel();
-    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
-    const many = Array.from({ length: 5 }, (_, i) => svc(`s${i}`, `10.0.0.${i + 1}`, ['10.1.0.1']));
-    await assert.rejects(dp.reconcile(parseDesiredState({ services: many }).services), /INVALID_CONFIG|xdp.maxVips is 4/);
-    assert.equal(maps.vips.data.size, 0);
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
+test('capacity errors are INVALID_CONFIG naming the setting, and nothing is applied', () => withDataplane(async ({ dp, maps }) => {
+  const many = Array.from({ length: 5 }, (_, i) => svc(`s${i}`, `10.0.0.${i + 1}`, ['10.1.0.1']));
+  await assert.rejects(dp.reconcile(parseDesiredState({ services: many }).services), /INVALID_CONFIG|xdp.maxVips is 4/);
+  assert.equal(maps.vips.data.size, 0);
+}));
 
-test('a dr backend without a MAC gets the one learned from the neighbour table; a configured MAC wins', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
-  try {
-    const { kernel, maps } = fakeKernel();
-    const known = new Map<string, string>();
-    const solicited: string[] = [];
-    const table = { macs: async () => new Map(known), solicit: (a: string) => void solicited.push(a), close: () => undefined };
-    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger(), table);
+test('a dr backend without a MAC gets the one learned from the neighbour table; a configured MAC wins', () => {
+  const known = new Map<string, string>();
+  const solicited: string[] = [];
+  const table = { macs: async () => new Map(known), solicit: (a: string) => void solicited.push(a), close: () => undefined };
+  return withDataplane(async ({ dp, maps }) => {
     const dr = parseDesiredState({ services: [{ name: 'd', dataplane: 'xdp', address: '10.0.0.9', port: 80, forwarding: 'dr', backends: [{ address: '10.1.0.1' }, { address: '10.1.0.2', mac: '02:00:00:00:00:22' }] }] }).services;
     const macs = () => [...maps.backends.data.values()].map((v) => decodeBackend(v)).filter((b) => b.active).map((b) => [b.address, b.mac]).sort();
     await dp.reconcile(dr);
@@ -130,50 +120,41 @@ test('a dr backend without a MAC gets the one learned from the neighbour table; 
     const r = await dp.reconcile(dr);
     assert.deepEqual(r.steps.map((s) => s.kind), ['update-backend']);
     assert.deepEqual(macs(), [['10.1.0.1', '02:00:00:00:00:11'], ['10.1.0.2', '02:00:00:00:00:22']]);
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  }, table);
 });
 
-test('vip_index writes: a copy becomes matchable (or stops being) only by its family byte; a table swap is one write', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
-  try {
-    const { kernel, maps } = fakeKernel();
-    const dp = xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger());
-    const familyAt = STRUCTS.fl_vip_slot.fields.key.offset + STRUCTS.fl_vip_key.fields.family.offset;
-    const writes = () => maps.vip_index.history.splice(0).map(([, v]) => Buffer.from(v, 'hex'));
-    /** Each write differs from the one before in at most the family byte, unless the entry was unmatchable (family 0) before or after. */
-    const safe = (ws: Buffer[], first: Buffer) => {
-      let prev = first;
-      for (const w of ws) {
-        const diff = [...w.keys()].filter((i) => w[i] !== prev[i]);
-        assert.ok(prev[familyAt] === 0 || w[familyAt] === 0 || diff.every((i) => i >= STRUCTS.fl_vip_slot.fields.meta.offset), `unsafe write ${prev.toString('hex')} -> ${w.toString('hex')}`);
-        prev = w;
-      }
-    };
-    const svc = (backends: string[], forwarding = 'nat') => parseDesiredState({ services: [{ name: 'a', dataplane: 'xdp', address: '10.0.0.1', port: 80, forwarding, backends: backends.map((b) => ({ address: b, port: 80, ...(forwarding === 'dr' ? { mac: '02:00:00:00:00:01' } : {}) })) }] }).services;
-    const zero = Buffer.alloc(STRUCTS.fl_vip_slot.size);
+test('vip_index writes: a copy becomes matchable (or stops being) only by its family byte; a table swap is one write', () => withDataplane(async ({ dp, maps }) => {
+  const familyAt = STRUCTS.fl_vip_slot.fields.key.offset + STRUCTS.fl_vip_key.fields.family.offset;
+  const writes = () => maps.vip_index.history.splice(0).map(([, v]) => Buffer.from(v, 'hex'));
+  /** Each write differs from the one before in at most the family byte, unless the entry was unmatchable (family 0) before or after. */
+  const safe = (ws: Buffer[], first: Buffer) => {
+    let prev = first;
+    for (const w of ws) {
+      const diff = [...w.keys()].filter((i) => w[i] !== prev[i]);
+      assert.ok(prev[familyAt] === 0 || w[familyAt] === 0 || diff.every((i) => i >= STRUCTS.fl_vip_slot.fields.meta.offset), `unsafe write ${prev.toString('hex')} -> ${w.toString('hex')}`);
+      prev = w;
+    }
+  };
+  const svc = (backends: string[], forwarding = 'nat') => parseDesiredState({ services: [{ name: 'a', dataplane: 'xdp', address: '10.0.0.1', port: 80, forwarding, backends: backends.map((b) => ({ address: b, port: 80, ...(forwarding === 'dr' ? { mac: '02:00:00:00:00:01' } : {}) })) }] }).services;
+  const zero = Buffer.alloc(STRUCTS.fl_vip_slot.size);
 
-    await dp.reconcile(svc(['10.1.0.1']));
-    const add = writes();
-    assert.deepEqual(add.map((w) => w[familyAt]), [0, 2], 'written unmatchable first, then its family byte');
-    safe(add, zero);
+  await dp.reconcile(svc(['10.1.0.1']));
+  const add = writes();
+  assert.deepEqual(add.map((w) => w[familyAt]), [0, 2], 'written unmatchable first, then its family byte');
+  safe(add, zero);
 
-    await dp.reconcile(svc(['10.1.0.1', '10.1.0.2']));
-    const swap = writes();
-    assert.equal(swap.length, 1, 'a table swap is one write');
-    safe(swap, add.at(-1)!);
+  await dp.reconcile(svc(['10.1.0.1', '10.1.0.2']));
+  const swap = writes();
+  assert.equal(swap.length, 1, 'a table swap is one write');
+  safe(swap, add.at(-1)!);
 
-    await dp.reconcile(svc(['10.1.0.1', '10.1.0.2'], 'dr'));
-    const mode = writes();
-    assert.deepEqual(mode.map((w) => w[familyAt]), [0, 0, 0, 2], 'mode change: hidden, cleared, rewritten hidden, shown');
-    safe(mode, swap.at(-1)!);
+  await dp.reconcile(svc(['10.1.0.1', '10.1.0.2'], 'dr'));
+  const mode = writes();
+  assert.deepEqual(mode.map((w) => w[familyAt]), [0, 0, 0, 2], 'mode change: hidden, cleared, rewritten hidden, shown');
+  safe(mode, swap.at(-1)!);
 
-    await dp.reconcile([]);
-    const gone = writes();
-    assert.deepEqual(gone.map((w) => w[familyAt]), [0, 0]);
-    assert.ok(gone.at(-1)!.equals(zero));
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
+  await dp.reconcile([]);
+  const gone = writes();
+  assert.deepEqual(gone.map((w) => w[familyAt]), [0, 0]);
+  assert.ok(gone.at(-1)!.equals(zero));
+}));
