@@ -78,6 +78,11 @@ export class BpfMap extends FdHandle {
 
   /** Bytes of one per-CPU slot in a per-CPU value array (value size rounded up to 8). */
   get perCpuStride(): number {
+    return this.#valueStride;
+  }
+
+  /** The kernel lays values out at the value size rounded up to 8 (per-CPU slots, array elements). */
+  get #valueStride(): number {
     return (this.#info.valueSize + 7) & ~7;
   }
 
@@ -236,7 +241,7 @@ export class BpfMap extends FdHandle {
    */
   mmap(): MappedRegion {
     if (!this.isMmapable) throw new FeatureMissingError('mmapable-map', `${this.what} is not an array created with BPF_F_MMAPABLE`);
-    const stride = (this.#info.valueSize + 7) & ~7;
+    const stride = this.#valueStride;
     const len = stride * this.#info.maxEntries;
     const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_FAILED = 0xffffffffffffffffn;
     const ptr = lib().mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED, this.fd, 0n) as bigint | null;
