@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { AgentSettings } from '../model/agent.js';
 import { formatEndpoint, parseDesiredState, parseEndpoint, type DesiredState, type Service } from '../model/index.js';
 import { changedServices, diffStates, type DiffLine } from './diff.js';
-import { parseChangedState, rememberValid } from './validate.js';
+import { parseChangedState } from './validate.js';
 import type { Clock, DataplaneFactories, DataplaneName, HealthPort, VrrpPort } from './ports.js';
 import { canonicalJson, sameValue, stateDigest, type StateStore, type StoredState } from './store.js';
 
@@ -116,7 +116,7 @@ export class Agent {
     const { store, seed } = this.deps;
     const loaded = store.load();
     if (loaded) {
-      this.stored = { ...loaded, state: rememberValid(loaded.state) };
+      this.stored = loaded;
       this.log.info({ revision: loaded.revision, services: loaded.state.services.length, store: store.location }, 'loaded the stored desired state');
     }
     let pendingSeed: DesiredState | undefined;

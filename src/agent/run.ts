@@ -6,7 +6,7 @@ import { createIpvsDataplane } from '../ipvs/dataplane.js';
 import { createRootLogger, type Logger } from '../log.js';
 import { createMetricsRegistry } from '../metrics.js';
 import { defaultAgentSettings, type AgentSettings } from '../model/agent.js';
-import { loadConfigFile, parseDesiredState, type DesiredState } from '../model/index.js';
+import { desiredStateOf, loadConfigFile, type DesiredState } from '../model/index.js';
 import { createXdpDataplane } from '../xdp/dataplane.js';
 import { HealthManager } from '../health/index.js';
 import { VrrpManager } from '../vrrp/index.js';
@@ -33,8 +33,9 @@ export async function runAgent(options: RunOptions): Promise<number> {
   if (options.configPath) {
     const config = loadConfigFile(options.configPath);
     settings = config.agent ?? settings;
-    // The file's desired state seeds the store when it is new or changed (see docs/api.md).
-    seed = parseDesiredState({ services: config.services, xdp: config.xdp, vrrp: config.vrrp });
+    // The file's desired state seeds the store when it is new or changed (see docs/api.md). It is
+    // a spec already (parsed with the file): it goes to the agent as it is, never parsed again.
+    seed = desiredStateOf(config);
   }
   const logger = createRootLogger({ level: process.env.FULCRUM_LOG_LEVEL ?? settings.log.level });
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });

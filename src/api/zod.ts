@@ -1,7 +1,7 @@
 import type { FastifySchemaCompiler } from 'fastify';
 import { z } from 'zod';
 import { FulcrumError } from '../errors.js';
-import { formatIssues } from '../model/index.js';
+import { formatIssues, freezeSpec, operatorIssues } from '../model/index.js';
 
 /**
  * zod as fastify's one validator and the source of the OpenAPI document: route schemas hold zod
@@ -13,12 +13,13 @@ const PART_NAMES: Record<string, string> = { body: 'body', params: 'path', query
 export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, httpPart }) => {
   return (data: unknown) => {
     const result = schema.safeParse(data);
-    if (result.success) return { value: result.data };
+    // A parsed body is a spec: the agent takes it as it is (see src/agent/validate.ts).
+    if (result.success) return { value: httpPart === 'body' ? freezeSpec(result.data) : result.data };
     const part = PART_NAMES[httpPart ?? 'body'] ?? 'request';
     const error = new FulcrumError(
       'INVALID_REQUEST',
       `invalid ${part}:\n${formatIssues(result.error)}`,
-      { details: result.error.issues.map((i) => ({ in: part, path: i.path, message: i.message })) },
+      { details: operatorIssues(result.error).map((i) => ({ in: part, ...i })) },
     );
     return { error };
   };

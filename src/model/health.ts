@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isAbsolute } from 'node:path';
 import { isIPv4, isIPv6 } from 'node:net';
 import { canonicalIp } from './net.js';
+import { inShapeOrder } from './order.js';
 
 /**
  * The `health` section of a service: how its backends are checked and what a failure does.
@@ -122,8 +123,7 @@ export const SorryServerSchema = z
   })
   .strict();
 
-export const HealthSchema = z
-  .object({
+const healthShape = {
     check: HealthCheckSchema,
     /** Seconds between two checks of one backend. */
     interval: Seconds(3600).default(5),
@@ -146,7 +146,10 @@ export const HealthSchema = z
     quorum: QuorumSchema.optional(),
     /** The only backend while the service is below quorum (quorum defaults to a healthy weight of 1). */
     sorryServer: SorryServerSchema.optional(),
-  })
+};
+
+export const HealthSchema = z
+  .object(healthShape)
   .strict()
   .superRefine((h, ctx) => {
     if (h.timeout > h.interval)
@@ -165,7 +168,7 @@ export const HealthSchema = z
         ctx.addIssue({ code: 'custom', path: ['check', 'bodyDigest', 'hex'], message: `a ${h.check.bodyDigest.algorithm} digest has ${want} hex digits` });
     }
   })
-  .transform((h) => ({ ...h, jitter: h.jitter ?? h.interval / 10 }));
+  .transform((h) => inShapeOrder({ ...h, jitter: h.jitter ?? h.interval / 10 }, healthShape));
 
 export type Health = z.output<typeof HealthSchema>;
 export type HealthInput = z.input<typeof HealthSchema>;

@@ -4,6 +4,7 @@ import { HealthSchema, refineHealthForService } from './health.js';
 import { VrrpInstancesSchema } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
+import { inShapeOrder } from './order.js';
 
 /**
  * The declarative model: one zod schema for the desired state of a node, whichever dataplane
@@ -74,8 +75,7 @@ export const PersistenceSchema = z
   })
   .strict();
 
-export const ServiceSchema = z
-  .object({
+const serviceShape = {
     name: Name,
     description: z.string().max(256).optional(),
     dataplane: Dataplane.default('ipvs'),
@@ -94,7 +94,10 @@ export const ServiceSchema = z
     persistence: PersistenceSchema.optional(),
     backends: z.array(BackendSchema).default([]),
     health: HealthSchema.optional(),
-  })
+};
+
+export const ServiceSchema = z
+  .object(serviceShape)
   .strict()
   .superRefine((svc, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -155,12 +158,12 @@ export const ServiceSchema = z
   .transform((svc) => {
     const family: Family = svc.address !== undefined ? (familyOf(svc.address) as Family) : svc.family ?? 'inet';
     const port = svc.port ?? 0;
-    return {
+    return inShapeOrder({
       ...svc,
       family,
       scheduler: svc.scheduler ?? (svc.dataplane === 'xdp' ? 'maglev' : 'wlc'),
       backends: svc.backends.map((b) => ({ ...b, port: b.port ?? port })),
-    };
+    }, serviceShape);
   });
 
 const desiredStateShape = {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, type Family } from './net.js';
+import { inShapeOrder } from './order.js';
 
 /**
  * A VRRP instance: one virtual router (VRID) on one interface, holding a set of virtual IPs.
@@ -19,8 +20,12 @@ const Address = z
   .refine((s) => familyOf(s) !== undefined, { message: 'must be an IPv4 or IPv6 address' })
   .transform(canonicalIp);
 
-/** "192.0.2.10", "192.0.2.10/24" or "2001:db8::10/64"; the prefix defaults to a host route. */
-const Vip = z.string().transform((text, ctx) => {
+/**
+ * A virtual IP: "192.0.2.10", "192.0.2.10/24", "2001:db8::10/64" (the prefix defaults to a host
+ * route) or the spec's own form {address, prefix, family}, so that a parsed state is valid input
+ * again and parses to itself (GET /v1/state can be PUT back unchanged).
+ */
+const VipText = z.string().transform((text, ctx) => {
   const [addr = '', prefixText, ...rest] = text.split('/');
   const family = familyOf(addr);
   if (!family || rest.length > 0) {
@@ -35,6 +40,33 @@ const Vip = z.string().transform((text, ctx) => {
   }
   return { address: canonicalIp(addr), prefix, family };
 });
+
+const VipObject = z
+  .object({
+    address: z.string(),
+    prefix: z.number().int().min(0).max(128).optional(),
+    family: z.enum(['inet', 'inet6']).optional(),
+  })
+  .strict()
+  .transform((v, ctx) => {
+    const family = familyOf(v.address);
+    if (!family) {
+      ctx.addIssue({ code: 'custom', path: ['address'], message: 'must be an IPv4 or IPv6 address' });
+      return z.NEVER;
+    }
+    const max = family === 'inet' ? 32 : 128;
+    if (v.prefix !== undefined && v.prefix > max) {
+      ctx.addIssue({ code: 'custom', path: ['prefix'], message: `the prefix length must be 0-${max}` });
+      return z.NEVER;
+    }
+    if (v.family !== undefined && v.family !== family) {
+      ctx.addIssue({ code: 'custom', path: ['family'], message: `is ${v.family} but ${v.address} is ${family}` });
+      return z.NEVER;
+    }
+    return { address: canonicalIp(v.address), prefix: v.prefix ?? max, family };
+  });
+
+const Vip = z.union([VipText, VipObject]);
 
 /** Argv run without a shell; the first element is the program. */
 const Argv = z.array(z.string().min(1)).min(1, 'needs at least the program to run');
@@ -106,11 +138,12 @@ export const VrrpAuthSchema = z.discriminatedUnion('type', [
     .strict(),
 ]);
 
-export const VrrpInstanceSchema = z
-  .object({
+const instanceShape = {
     name: Name,
     interface: InterfaceName,
     vrid: z.number().int().min(1).max(255),
+    /** Derived from the vips; given, it must match them (the parsed form carries it). */
+    family: z.enum(['inet', 'inet6']).optional(),
     /** 255 = the address owner (the VIPs are its own addresses); 1-254 otherwise. */
     priority: z.number().int().min(1).max(255).default(100),
     version: z.union([z.literal(2), z.literal(3)]).default(3),
@@ -144,11 +177,15 @@ export const VrrpInstanceSchema = z
     syncGroup: Name.optional(),
     notify: VrrpNotifySchema.optional(),
     garp: GarpSchema.default({ repeat: 5, intervalMs: 0, delay: 5 }),
-  })
+};
+
+export const VrrpInstanceSchema = z
+  .object(instanceShape)
   .strict()
   .superRefine((inst, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     const family: Family | undefined = inst.vips[0]?.family;
+    if (inst.family !== undefined && family !== undefined && inst.family !== family) issue(['family'], `is ${inst.family} but the vips are ${family}`);
     inst.vips.forEach((v, i) => {
       if (v.family !== family) issue(['vips', i], `${v.address} is ${v.family} but vips[0] is ${family}; one family per instance`);
     });
@@ -186,13 +223,13 @@ export const VrrpInstanceSchema = z
   .transform((inst) => {
     const family = inst.vips[0]!.family;
     const { nopreempt, ...rest } = inst;
-    return {
+    return inShapeOrder({
       ...rest,
       family,
       preempt: inst.preempt ?? (nopreempt === undefined ? true : !nopreempt),
       auth: inst.auth ?? { type: 'none' as const },
       track: inst.track ?? { interfaces: [], services: [], scripts: [] },
-    };
+    }, instanceShape);
   });
 
 /** All instances of a node: names unique, one instance per (interface, VRID, family). */

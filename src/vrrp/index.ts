@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { EventBus } from '../events.js';
 import { FulcrumError } from '../errors.js';
-import { VrrpInstancesSchema, type VrrpInstance } from '../model/vrrp.js';
+import type { VrrpInstance } from '../model/vrrp.js';
 import { decodeAdvert, encodeAdvert, passwordAuthData, VRRP_MCAST_V4, VRRP_MCAST_V6, VrrpDecodeError, type VrrpAdvert } from './codec.js';
 import { checkReceived, systemClock, VrrpMachine, type Clock, type DropReason, type ReceiveCheckConfig, type TransitionInfo, type VrrpState } from './machine.js';
 import { rawTransportFactory, type ReceivedPacket, type TransportFactory, type VrrpTransport } from './transport.js';
@@ -132,19 +132,15 @@ export class VrrpManager {
 
   /**
    * Applies the desired instances: new ones start (as backup, or master when owner), removed
-   * ones stop (priority 0, VIPs removed), changed ones restart. An invalid set throws
-   * INVALID_CONFIG synchronously and changes nothing. The returned promise (settled when the
+   * ones stop (priority 0, VIPs removed), changed ones restart. The instances are specs (parsed
+   * and checked as a set by the model). The returned promise (settled when the
    * change is applied) never rejects: a runtime failure is logged and published as `vrrp-error`,
    * so a caller that does not await it cannot crash on an unhandled rejection.
    */
   update(instances: readonly VrrpInstance[]): Promise<void> {
     if (this.closed) throw new FulcrumError('CONFLICT', 'the VRRP manager is closed');
-    const parsed = VrrpInstancesSchema.safeParse(instances.map(toInput));
-    if (!parsed.success) {
-      const text = parsed.error.issues.map((i) => `vrrp[${i.path.join('.')}]: ${i.message}`).join('\n');
-      throw new FulcrumError('INVALID_CONFIG', `invalid VRRP instances:\n${text}`, { details: parsed.error.issues });
-    }
-    const run = this.updating.then(() => this.apply(parsed.data)).catch((e: unknown) => {
+    const desired = [...instances];
+    const run = this.updating.then(() => this.apply(desired)).catch((e: unknown) => {
       this.log.error({ err: e }, 'applying VRRP instances failed');
       this.events.publish({ type: 'vrrp-error', component: 'vrrp', message: `applying VRRP instances failed: ${(e as Error).message}` });
     });
@@ -614,11 +610,3 @@ export class VrrpManager {
     machine.setFault(reason !== undefined, reason ?? 'fault cleared');
   }
 }
-
-/** Parsed instances back to schema input, so update() re-validates the set (uniqueness, families). */
-function toInput(inst: VrrpInstance): unknown {
-  const { family: _family, vips, ...rest } = inst as VrrpInstance & { family: string };
-  void _family;
-  return { ...rest, vips: vips.map((v) => (typeof v === 'string' ? v : `${v.address}/${v.prefix}`)) };
-}
-

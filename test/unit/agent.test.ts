@@ -274,8 +274,8 @@ describe('agent: health and VRRP wiring', () => {
 
 describe('agent: incremental validation', () => {
   test('gives the same result and the same field-naming errors as a whole-state parse', async () => {
-    const { parseChangedState, rememberValid } = await import('../../src/agent/validate.js');
-    const base = rememberValid(parseDesiredState({ services: [svc('a', '10.0.0.1'), svc('b', '10.0.0.2'), { name: 'v6', address: '2001:db8::1', port: 443, backends: [{ address: '2001:db8::2' }] }] }));
+    const { parseChangedState } = await import('../../src/agent/validate.js');
+    const base = (parseDesiredState({ services: [svc('a', '10.0.0.1'), svc('b', '10.0.0.2'), { name: 'v6', address: '2001:db8::1', port: 443, backends: [{ address: '2001:db8::2' }] }] }));
     // A mutation keeps unchanged services by identity and replaces one.
     const mutated = { ...base, services: base.services.map((s) => (s.name === 'b' ? { ...s, backends: [{ ...s.backends[0]!, weight: 7 }] } : s)) };
     const fast = parseChangedState(mutated);

@@ -228,7 +228,7 @@ test('manager: sync group members follow each other into master and fault', asyn
   await settle(manager.close());
 });
 
-test('manager: update restarts changed instances, stops removed ones, rejects invalid sets atomically', async () => {
+test('manager: update restarts changed instances and stops removed ones', async () => {
   const { manager, host, step, flush, settle } = await setup();
   await manager.update(parse([base()]));
   await step(4000);
@@ -238,8 +238,6 @@ test('manager: update restarts changed instances, stops removed ones, rejects in
   assert.deepEqual([...host.vips], [], 'the old VIP went with the old instance');
   await step(4000);
   assert.deepEqual([...host.vips], ['2:10.0.0.101']);
-  assert.throws(() => manager.update([...parse([base()]), ...parse([base({ vrid: 9 })])]), /duplicate VRRP instance name vi1/);
-  assert.equal(manager.status()[0]!.vips[0], '10.0.0.101/32', 'nothing changed');
   await settle(manager.update([]));
   await flush();
   assert.deepEqual(manager.status(), []);
