@@ -126,8 +126,11 @@ export class Agent {
       else this.log.info('the config file is unchanged since it last seeded the store; the stored state wins');
     }
     await this.detect(pendingSeed ?? this.stored.state);
-    this.updateVrrp(this.stored.state);
     this.deps.health?.update([...this.stored.state.services]);
+    // Tracked services are known before the instances start: one whose backends are all down
+    // (warming up, or down when the agent stopped) must not let the instance take the VIPs.
+    this.reportHealthToVrrp();
+    this.updateVrrp(this.stored.state);
     this.deps.health?.on('change', () => {
       this.reportHealthToVrrp();
       void this.reconcile('health').catch(() => undefined);
@@ -335,6 +338,7 @@ export class Agent {
         this.deps.logger.child({ component: p.dataplane, service: step.service }).info({ step: step.kind, revision: saved.revision }, step.description);
       }
     this.deps.health?.update([...next.services]);
+    this.reportHealthToVrrp();
     if (!sameValue(current.state.vrrp, next.vrrp)) this.updateVrrp(next);
     this.deps.events.publish({
       type: 'apply',

@@ -172,7 +172,7 @@ export class Transport {
       replies = await this.request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, encodeGetFamily(name), { kind: 'info', text: () => `resolve generic netlink family ${name}` });
     } catch (e) {
       if (e instanceof KernelError && e.errno === 2) {
-        throw new FeatureMissingError('ipvs', `this kernel has no IPVS (generic netlink family "${name}" not found): load the ip_vs module (modprobe ip_vs) on a kernel built with CONFIG_IP_VS; on this project's dev host, use the VM (scripts/vm/run.sh)`, { cause: e });
+        throw new FeatureMissingError('ipvs', `this kernel has no IPVS (generic netlink family "${name}" not found): load the ip_vs module (modprobe ip_vs), or run the agent on a kernel built with CONFIG_IP_VS`, { cause: e });
       }
       throw e;
     }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
 import { HealthSchema, refineHealthForService } from './health.js';
-import { VrrpInstancesSchema } from './vrrp.js';
+import { VrrpInstancesSchema, type VrrpInstance } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
 import { inShapeOrder } from './order.js';
@@ -172,29 +172,36 @@ const desiredStateShape = {
   vrrp: VrrpInstancesSchema.default([]),
 };
 
-function checkUniqueServices(state: { services: Service[] }, ctx: z.RefinementCtx): void {
-    const names = new Map<string, number>();
-    const vips = new Map<string, number>();
+/** Rules across sections: service names and kernel identities unique; tracked services exist. */
+function checkState(state: { services: Service[]; vrrp: VrrpInstance[] }, ctx: z.RefinementCtx): void {
+  const names = new Map<string, number>();
+  const vips = new Map<string, number>();
   state.services.forEach((svc, i) => {
-      const prev = names.get(svc.name);
-      if (prev !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service name ${svc.name} (also services[${prev}])` });
-      else names.set(svc.name, i);
-      const key = serviceKey(svc);
-      const other = vips.get(key);
-      if (other !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['services', i], message: `${key} is already services[${other}]` });
-      else vips.set(key, i);
-    });
+    const prev = names.get(svc.name);
+    if (prev !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service name ${svc.name} (also services[${prev}])` });
+    else names.set(svc.name, i);
+    const key = serviceKey(svc);
+    const other = vips.get(key);
+    if (other !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['services', i], message: `${key} is already services[${other}]` });
+    else vips.set(key, i);
+  });
+  state.vrrp.forEach((inst, i) =>
+    (inst.track?.services ?? []).forEach((t, j) => {
+      if (!names.has(t.service))
+        ctx.addIssue({ code: 'custom', path: ['vrrp', i, 'track', 'services', j, 'service'], message: `no service named ${t.service} in services` });
+    }),
+  );
 }
 
-export const DesiredStateSchema = z.object(desiredStateShape).strict().superRefine(checkUniqueServices);
+export const DesiredStateSchema = z.object(desiredStateShape).strict().superRefine(checkState);
 
 /** The file `fulcrum agent --config` reads: the agent's own settings plus the desired state. */
 export const ConfigFileSchema = z
   .object({ agent: AgentSettingsSchema.optional(), ...desiredStateShape })
   .strict()
-  .superRefine(checkUniqueServices);
+  .superRefine(checkState);
 
 export type DesiredStateInput = z.input<typeof DesiredStateSchema>;
 export type DesiredState = z.output<typeof DesiredStateSchema>;

@@ -50,6 +50,8 @@ export interface VrrpInstanceStatus {
   /** Why the instance is in fault, if it is. */
   fault: string | undefined;
   syncGroup: string | undefined;
+  /** The last state change of this instance (since it started in this process). */
+  lastTransition: { from: VrrpState; to: VrrpState; reason: string; time: string } | undefined;
 }
 
 const STATE_VALUE: Record<VrrpState, number> = { init: 0, backup: 1, master: 2, fault: 3 };
@@ -78,6 +80,7 @@ interface Instance {
   handoverDone: (() => void) | undefined;
   /** Stop without waiting for a successor (the link it served is gone). */
   skipHandover: boolean;
+  lastTransition: VrrpInstanceStatus['lastTransition'];
 }
 
 interface SharedTransport {
@@ -163,7 +166,7 @@ export class VrrpManager {
     const inst: Instance = {
       cfg, key: JSON.stringify(cfg), machine: undefined, link: undefined, source: undefined, ownAddresses: [],
       transportKey: undefined, scriptFailed: new Map(), scriptCounters: new Map(), scriptTimers: [], ownFault: undefined,
-      groupFault: undefined, queue: Promise.resolve(), garpTimers: [], warned: new Set(), stopped: false, receiveCheck: undefined, handoverDone: undefined, skipHandover: false,
+      groupFault: undefined, queue: Promise.resolve(), garpTimers: [], warned: new Set(), stopped: false, receiveCheck: undefined, handoverDone: undefined, skipHandover: false, lastTransition: undefined,
     };
     this.instances.set(cfg.name, inst);
     await this.startInstance(inst);
@@ -190,6 +193,7 @@ export class VrrpManager {
       vips: inst.cfg.vips.map((v) => `${v.address}/${v.prefix}`),
       fault: inst.ownFault ?? inst.groupFault,
       syncGroup: inst.cfg.syncGroup,
+      lastTransition: inst.lastTransition,
     }));
   }
 
@@ -319,6 +323,7 @@ export class VrrpManager {
       this.cancelGarp(inst);
       inst.queue = inst.queue.then(() => this.removeVips(inst, ilog));
     }
+    inst.lastTransition = { from: t.from, to: t.to, reason: t.reason, time: new Date().toISOString() };
     this.mState.set({ instance: cfg.name }, STATE_VALUE[t.to]);
     this.mTransitions.inc({ instance: cfg.name, to: t.to });
     const master = machine.masterAddress;

@@ -256,7 +256,7 @@ describe('agent: health and VRRP wiring', () => {
         clock: new ManualClock(), logger: silentLogger(), metrics: createMetricsRegistry({ defaultMetrics: false }), events: new EventBus(), health, vrrp,
       });
       await agent.start();
-      assert.deepEqual(vrrpCalls, ['update 0']);
+      assert.deepEqual(vrrpCalls, ['web true', 'update 0'], 'tracked services are reported before the instances start');
       await agent.change(change([svc('web', '10.0.0.1')]), who);
       assert.equal(health.updates, 2, 'health follows the desired state');
       down.add('10.0.1.1');
@@ -264,7 +264,7 @@ describe('agent: health and VRRP wiring', () => {
       await agent.reconcile('test'); // queued after the health reconcile
       assert.equal(ipvs.kernel.get('web')!.backends[0]!.weight, 0, 'the down backend is at weight 0 in the kernel');
       assert.equal(agent.service('web')!.backends[0]!.weight, 1, 'the desired state is unchanged');
-      assert.deepEqual(vrrpCalls, ['update 0', 'web false']);
+      assert.deepEqual(vrrpCalls, ['web true', 'update 0', 'web true', 'web false']);
       await agent.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -7,8 +7,7 @@ import { VrrpManager } from '../../src/vrrp/index.js';
 import type { HostAddress, LinkInfo, VipSpec, VrrpHost } from '../../src/vrrp/kernel.js';
 import type { ReceivedPacket, TransportOptions, VrrpTransport } from '../../src/vrrp/transport.js';
 import { decodeAdvert, encodeAdvert, passwordAuthData, type VrrpAdvert } from '../../src/vrrp/codec.js';
-import { parseDesiredState } from '../../src/model/index.js';
-import type { VrrpInstanceInput } from '../../src/model/vrrp.js';
+import { VrrpInstancesSchema, type VrrpInstanceInput } from '../../src/model/vrrp.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 class FakeHost implements VrrpHost {
@@ -70,7 +69,7 @@ async function setup() {
 }
 
 const base = (over: Partial<VrrpInstanceInput> = {}): VrrpInstanceInput => ({ name: 'vi1', interface: 'eth0', vrid: 7, priority: 150, vips: ['10.0.0.100'], ...over });
-const parse = (list: VrrpInstanceInput[]) => parseDesiredState({ vrrp: list }).vrrp;
+const parse = (list: VrrpInstanceInput[]) => VrrpInstancesSchema.parse(list);
 
 function advertFrom(src: string, over: Partial<VrrpAdvert> = {}, ttl = 255): ReceivedPacket {
   const advert: VrrpAdvert = { version: 3, vrid: 7, priority: 200, interval: 100, family: 'inet', addresses: ['10.0.0.100'], ...over };

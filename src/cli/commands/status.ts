@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import type { AgentStatus } from '../../agent/agent.js';
+import type { VrrpInstanceStatus } from '../../vrrp/index.js';
 import { call, clientFrom, CLIENT_USAGE, parseCommandArgs, printJson, table } from '../client.js';
 
 export const statusCommand: Command = {
@@ -19,10 +20,18 @@ export const statusCommand: Command = {
     const r = s.lastReconcile;
     io.stdout.write(`reconcile: ${r ? `${r.result} at ${r.time} (${r.trigger}, ${r.steps} step(s), ${r.durationMs} ms)${r.error ? `: ${r.error}` : ''}` : 'not yet'}; every ${s.reconcileIntervalSeconds} s\n\n`);
     io.stdout.write(table(['DATAPLANE', 'AVAILABLE', 'REASON'], s.dataplanes.map((d) => [d.name, d.available ? 'yes' : 'no', d.reason ?? ''])));
-    const vrrp = (s.vrrp ?? []) as Array<{ name: string; interface: string; vrid: number; state: string; priority: number; vips: string[] }>;
+    const vrrp = (s.vrrp ?? []) as VrrpInstanceStatus[];
     if (vrrp.length > 0) {
       io.stdout.write('\n');
-      io.stdout.write(table(['VRRP', 'INTERFACE', 'VRID', 'STATE', 'PRIORITY', 'VIPS'], vrrp.map((v) => [v.name, v.interface, String(v.vrid), v.state, String(v.priority), v.vips.join(',')])));
+      io.stdout.write(table(
+        ['VRRP', 'INTERFACE', 'VRID', 'STATE', 'PRIORITY', 'MASTER', 'VIPS', 'LAST CHANGE'],
+        vrrp.map((v) => [
+          v.name, v.interface, String(v.vrid), v.state,
+          v.priority === v.configuredPriority ? String(v.priority) : `${v.priority} (configured ${v.configuredPriority})`,
+          v.masterAddress ?? '-', v.vips.join(','),
+          v.fault ? `fault: ${v.fault}` : v.lastTransition ? `${v.lastTransition.time} ${v.lastTransition.from} -> ${v.lastTransition.to}: ${v.lastTransition.reason}` : '-',
+        ]),
+      ));
     }
     return 0;
   },
