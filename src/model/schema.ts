@@ -162,7 +162,7 @@ export const ServiceSchema = z
       ...svc,
       family,
       scheduler: svc.scheduler ?? (svc.dataplane === 'xdp' ? 'maglev' : 'wlc'),
-      backends: svc.backends.map((b) => ({ ...b, port: b.port ?? port })),
+      backends: svc.backends.map((b) => inShapeOrder({ ...b, port: b.port ?? port }, BackendSchema.shape)),
     }, serviceShape);
   });
 
