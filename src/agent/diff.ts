@@ -62,8 +62,28 @@ export function diffStates(before: DesiredState, after: DesiredState): DiffLine[
   for (const s of after.services) lines.push(...diffServices(old.get(s.name), s));
   if (!sameValue(before.xdp, after.xdp))
     lines.push({ op: '~', subject: 'xdp', text: `xdp settings: ${show(before.xdp)} -> ${show(after.xdp)}` });
-  if (!sameValue(before.vrrp, after.vrrp))
-    lines.push({ op: '~', subject: 'vrrp', text: `vrrp instances: ${show(before.vrrp)} -> ${show(after.vrrp)}` });
+  lines.push(...diffVrrp(before.vrrp, after.vrrp));
+  return lines;
+}
+
+type VrrpInstance = DesiredState['vrrp'][number];
+
+function instanceText(i: VrrpInstance): string {
+  return `vrrp ${i.name}: VRID ${i.vrid} v${i.version} on ${i.interface}, priority ${i.priority}, ${i.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}`;
+}
+
+/** One line per instance added or removed, one per changed field of a kept instance. */
+export function diffVrrp(before: readonly VrrpInstance[], after: readonly VrrpInstance[]): DiffLine[] {
+  const lines: DiffLine[] = [];
+  const old = new Map(before.map((i) => [i.name, i]));
+  const now = new Map(after.map((i) => [i.name, i]));
+  for (const i of before) if (!now.has(i.name)) lines.push({ op: '-', subject: i.name, text: instanceText(i) });
+  for (const i of after) {
+    const o = old.get(i.name);
+    if (!o) { lines.push({ op: '+', subject: i.name, text: instanceText(i) }); continue; }
+    for (const f of Object.keys({ ...o, ...i }) as Array<keyof VrrpInstance>)
+      if (!sameValue(o[f], i[f])) lines.push({ op: '~', subject: i.name, text: `vrrp ${i.name} ${f}: ${show(o[f])} -> ${show(i[f])}` });
+  }
   return lines;
 }
 

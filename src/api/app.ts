@@ -14,6 +14,7 @@ import { eventsPlugin } from './routes/events.js';
 import { servicesPlugin } from './routes/services.js';
 import { statePlugin } from './routes/state.js';
 import { statusPlugin } from './routes/status.js';
+import { vrrpPlugin } from './routes/vrrp.js';
 
 export type { ApiDeps } from './common.js';
 
@@ -122,6 +123,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  for (const plugin of [servicesPlugin, backendsPlugin, drainPlugin, statePlugin, statusPlugin, eventsPlugin]) await app.register(plugin, deps);
+  for (const plugin of [servicesPlugin, backendsPlugin, drainPlugin, statePlugin, statusPlugin, eventsPlugin, vrrpPlugin]) await app.register(plugin, deps);
   return app;
 }

@@ -2,7 +2,7 @@ import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { applyCommand } from './apply.js';
 import { drainCommand } from './drain.js';
-import { getServicesCommand } from './get.js';
+import { getServicesCommand, getVrrpCommand } from './get.js';
 import { healthCommand } from './health.js';
 import { ipvsList } from './ipvs-list.js';
 import { ipvsReconcile } from './ipvs-reconcile.js';
@@ -13,6 +13,7 @@ import { vrrpRunCommand } from './vrrp.js';
 export const COMMANDS: Command[] = [
   agentCommand,
   getServicesCommand,
+  getVrrpCommand,
   applyCommand,
   drainCommand,
   statusCommand,
