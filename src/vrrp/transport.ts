@@ -92,7 +92,7 @@ function raw(): RawSocketModule {
     try {
       rawModule = createRequire(import.meta.url)('@neuralegion/raw-socket') as RawSocketModule;
     } catch (cause) {
-      throw new FeatureMissingError('raw-socket', 'the @neuralegion/raw-socket addon did not load (VRRP needs raw IP sockets)', { cause });
+      throw new FeatureMissingError('raw-socket', 'the raw-socket addon (@neuralegion/raw-socket) did not load: VRRP needs raw IP sockets; reinstall Fulcrum (npm ci) for this Node.js version', { cause });
     }
   }
   return rawModule;

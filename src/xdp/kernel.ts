@@ -170,7 +170,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     // Map pins without the program pin are what a crash during a first load leaves: nothing uses them.
     for (const name of Object.keys(MAPS)) unpin(join(pinDir, name));
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
-    if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `${objectPath} is not built (run scripts/build-bpf.sh)`);
+    if (!existsSync(objectPath)) throw new FeatureMissingError('xdp-object', `the XDP program ${objectPath} is missing: Fulcrum's installation is incomplete (in its source tree, scripts/build-bpf.sh builds it; it needs clang and libbpf-dev)`);
     limits = limitsFromSettings(opts.settings);
     const obj = loadOrExplain(objectPath, {
       rodata: {
