@@ -53,6 +53,26 @@ export const Endpoint = z
 
 export const BackendParams = z.object({ name: Name, endpoint: Endpoint }).strict();
 
+/**
+ * preValidation of `PUT /v1/<kind>/{name}`: the body may leave out the name (the path supplies
+ * it); a different one is refused.
+ */
+export function nameFromPath(what: string) {
+  return async (req: FastifyRequest): Promise<void> => {
+    const name = (req.params as { name: string }).name;
+    const body = req.body as Record<string, unknown> | undefined;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return;
+    if (body.name === undefined) req.body = { ...body, name };
+    else if (body.name !== name)
+      throw new FulcrumError('INVALID_REQUEST', `invalid body:\nname: "${String(body.name)}" differs from the path's ${what} name "${name}"`);
+  };
+}
+
+/** The list with the item named `name` replaced by `item`, or `item` appended when none is. */
+export function putNamed<T extends { name: string }>(list: readonly T[], item: T): T[] {
+  return list.some((x) => x.name === item.name) ? list.map((x) => (x.name === item.name ? item : x)) : [...list, item];
+}
+
 /** The revision of an If-Match header ("7", "\"7\"", "W/\"7\""; "*" matches any). */
 export function ifMatch(req: FastifyRequest): number | undefined {
   const raw = req.headers['if-match'];

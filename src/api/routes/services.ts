@@ -1,8 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { FulcrumError } from '../../errors.js';
 import { ServiceSchema } from '../../model/index.js';
-import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, notFound, sendChange, ServiceParams, WriteQuery, type ApiDeps } from '../common.js';
+import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, nameFromPath, notFound, putNamed, sendChange, ServiceParams, WriteQuery, type ApiDeps } from '../common.js';
 
 /** /v1/services: list, read, create-or-replace, delete, stats. */
 export const servicesPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }) => {
@@ -35,22 +34,14 @@ export const servicesPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }
       params: ServiceParams, querystring: WriteQuery, body: ServiceSchema,
       response: { 200: ChangeResultSchema, 201: ChangeResultSchema, ...errorResponses },
     },
-    preValidation: async (req) => {
-      const name = (req.params as { name: string }).name;
-      const body = req.body as Record<string, unknown> | undefined;
-      if (body && typeof body === 'object' && !Array.isArray(body)) {
-        if (body.name === undefined) req.body = { ...body, name };
-        else if (body.name !== name)
-          throw new FulcrumError('INVALID_REQUEST', `invalid body:\nname: "${String(body.name)}" differs from the path's service name "${name}"`);
-      }
-    },
+    preValidation: nameFromPath('service'),
   }, async (req, reply) => {
     const { name } = req.params as z.output<typeof ServiceParams>;
     const { dryRun } = req.query as z.output<typeof WriteQuery>;
     const body = req.body as z.output<typeof ServiceSchema>;
     const existed = agent.service(name) !== undefined;
     const result = await agent.change(
-      (cur) => ({ ...cur, services: existed ? cur.services.map((s) => (s.name === name ? body : s)) : [...cur.services, body] }),
+      (cur) => ({ ...cur, services: putNamed(cur.services, body) }),
       { actor: actor(req), action: `put service ${name}`, ifMatch: ifMatch(req), dryRun },
     );
     return sendChange(reply, result, {}, existed || !result.changed ? 200 : 201);

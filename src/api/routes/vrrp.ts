@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { FulcrumError } from '../../errors.js';
 import { VrrpInstanceSchema } from '../../model/vrrp.js';
 import type { VrrpInstanceStatus } from '../../vrrp/index.js';
-import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, sendChange, ServiceParams, WriteQuery, type ApiDeps } from '../common.js';
+import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, nameFromPath, putNamed, sendChange, ServiceParams, WriteQuery, type ApiDeps } from '../common.js';
 
 const InstanceParams = ServiceParams;
 
@@ -47,22 +47,14 @@ export const vrrpPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }) =>
       params: InstanceParams, querystring: WriteQuery, body: VrrpInstanceSchema,
       response: { 200: ChangeResultSchema, 201: ChangeResultSchema, ...errorResponses },
     },
-    preValidation: async (req) => {
-      const name = (req.params as { name: string }).name;
-      const body = req.body as Record<string, unknown> | undefined;
-      if (body && typeof body === 'object' && !Array.isArray(body)) {
-        if (body.name === undefined) req.body = { ...body, name };
-        else if (body.name !== name)
-          throw new FulcrumError('INVALID_REQUEST', `invalid body:\nname: "${String(body.name)}" differs from the path's instance name "${name}"`);
-      }
-    },
+    preValidation: nameFromPath('instance'),
   }, async (req, reply) => {
     const { name } = req.params as z.output<typeof InstanceParams>;
     const { dryRun } = req.query as z.output<typeof WriteQuery>;
     const body = req.body as z.output<typeof VrrpInstanceSchema>;
     const existed = agent.state.vrrp.some((i) => i.name === name);
     const result = await agent.change(
-      (cur) => ({ ...cur, vrrp: existed ? cur.vrrp.map((i) => (i.name === name ? body : i)) : [...cur.vrrp, body] }),
+      (cur) => ({ ...cur, vrrp: putNamed(cur.vrrp, body) }),
       { actor: actor(req), action: `put vrrp instance ${name}`, ifMatch: ifMatch(req), dryRun },
     );
     return sendChange(reply, result, {}, existed || !result.changed ? 200 : 201);
