@@ -280,6 +280,12 @@ export class Agent {
     for (const svc of next.services) {
       if (!touched.has(svc.name) || this.dataplanes.has(svc.dataplane)) continue;
       const why = this.info.get(svc.dataplane)?.reason ?? 'not detected';
+      // The config file's state is stored anyway (as a stored state is at start): refusing it
+      // would keep the agent, and with it XDP and VRRP, from starting at all.
+      if (seedDigest !== undefined) {
+        this.log.error({ dataplane: svc.dataplane, service: svc.name, reason: why }, `service ${svc.name} of the config file is on ${svc.dataplane}, which is not available here; it is stored but not programmed`);
+        continue;
+      }
       throw new FeatureMissingError(svc.dataplane, `service ${svc.name}: the ${svc.dataplane} dataplane is not available on this node (${why})`, {
         details: { path: ['services', svc.name, 'dataplane'] },
       });
