@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { isAbsolute } from 'node:path';
-import { isIPv4, isIPv6 } from 'node:net';
-import { canonicalIp } from './net.js';
+import { isIPv4 } from 'node:net';
 import { inShapeOrder } from './order.js';
+import { IpAddress as Address, Port } from './primitives.js';
 
 /**
  * The `health` section of a service: how its backends are checked and what a failure does.
@@ -11,11 +11,6 @@ import { inShapeOrder } from './order.js';
  */
 
 const Seconds = (max: number) => z.number().positive().max(max);
-const Address = z
-  .string()
-  .refine((s) => isIPv4(s) || isIPv6(s), { message: 'must be an IPv4 or IPv6 address' })
-  .transform(canonicalIp);
-const Port = z.number().int().min(1).max(65535);
 
 /** "200", 200, or an inclusive range "200-299". */
 const StatusItem = z.union([

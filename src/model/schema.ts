@@ -5,6 +5,9 @@ import { VrrpInstancesSchema, type VrrpInstance } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { AgentSettingsSchema } from './agent.js';
 import { inShapeOrder } from './order.js';
+import { IpAddress, Name } from './primitives.js';
+
+export { IpAddress, Name } from './primitives.js';
 
 /**
  * The declarative model: one zod schema for the desired state of a node, whichever dataplane
@@ -15,20 +18,12 @@ export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh',
 export const XDP_SCHEDULERS = ['maglev'] as const;
 export const SCHEDULERS = [...IPVS_SCHEDULERS, ...XDP_SCHEDULERS] as const;
 
-export const IpAddress = z
-  .string()
-  .refine((s) => familyOf(s) !== undefined, { message: 'must be an IPv4 or IPv6 address' })
-  .transform(canonicalIp);
-
-export const Port = z.number().int().min(0).max(65535);
+/** A backend's port: 0 for a fwmark service's backends that keep the client's port. */
+const BackendPort = z.number().int().min(0).max(65535);
 export const Protocol = z.enum(['tcp', 'udp', 'sctp']);
 export const Dataplane = z.enum(['ipvs', 'xdp']);
 export const Scheduler = z.enum(SCHEDULERS);
 export const Forwarding = z.enum(['nat', 'dr', 'tunnel']);
-export const Name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
-
 export const MacAddress = z
   .string()
   .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'must be a MAC address like 02:00:00:00:00:01')
@@ -38,7 +33,7 @@ export const BackendSchema = z
   .object({
     address: IpAddress,
     /** Defaults to the service port; must equal it for dr and tunnel. */
-    port: Port.optional(),
+    port: BackendPort.optional(),
     weight: z.number().int().min(0).max(65535).default(1),
     /** IPVS upper/lower connection thresholds (0 = none). */
     upperThreshold: z.number().int().min(0).max(0xffffffff).default(0),

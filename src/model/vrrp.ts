@@ -1,24 +1,13 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, type Family } from './net.js';
 import { inShapeOrder } from './order.js';
+import { InterfaceName, IpAddress as Address, Name } from './primitives.js';
 
 /**
  * A VRRP instance: one virtual router (VRID) on one interface, holding a set of virtual IPs.
  * VRRPv3 (RFC 5798) for IPv4 or IPv6, VRRPv2 (RFC 3768) for IPv4 only. Field names follow
  * keepalived's where an operator would look for them (see docs/vrrp.md for the mapping).
  */
-
-const Name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
-
-/** Linux interface names: 1-15 bytes, no "/" or whitespace (IFNAMSIZ = 16 with the NUL). */
-const InterfaceName = z.string().regex(/^[^\s/:]{1,15}$/, 'must be an interface name of 1-15 characters without "/", ":" or spaces');
-
-const Address = z
-  .string()
-  .refine((s) => familyOf(s) !== undefined, { message: 'must be an IPv4 or IPv6 address' })
-  .transform(canonicalIp);
 
 /**
  * A virtual IP: "192.0.2.10", "192.0.2.10/24", "2001:db8::10/64" (the prefix defaults to a host

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { InterfaceName } from './primitives.js';
 
 /**
  * Node-wide XDP settings: where the program attaches and how big its tables are. Map sizes are
@@ -14,7 +15,7 @@ const isPrime = (n: number): boolean => {
 
 export const XdpInterfaceSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be an interface name (1-15 characters)'),
+    name: InterfaceName,
     /** native = driver XDP (xdpdrv), generic = skb XDP (xdpgeneric, slower, works everywhere). */
     mode: z.enum(['native', 'generic']).default('native'),
   })
