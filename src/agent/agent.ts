@@ -29,6 +29,8 @@ export interface DataplaneInfo {
   available: boolean;
   /** Why it is missing (the FeatureMissingError's message). */
   reason?: string;
+  /** What it runs besides services (IPVS: its sync daemons). */
+  status?: unknown;
 }
 
 export interface ReconcileReport {
@@ -189,6 +191,12 @@ export class Agent {
     return this.deps.health ? this.deps.health.effectiveServices(mine) : [...mine];
   }
 
+  /** Brings one dataplane to `state`: its node-wide settings first, then its services. */
+  private reconcileDataplane(name: DataplaneName, dp: Dataplane, state: DesiredState, options?: { dryRun?: boolean }) {
+    dp.configure?.(state);
+    return dp.reconcile(this.servicesFor(state, name), options);
+  }
+
   /** One reconcile of every dataplane to the stored state; steps taken are drift repairs. */
   reconcile(trigger: string): Promise<ReconcileReport> {
     return this.serial(() => this.reconcileNow(trigger));
@@ -202,7 +210,7 @@ export class Agent {
     for (const [name, dp] of this.dataplanes) {
       const log = this.deps.logger.child({ component: name });
       try {
-        const r = await dp.reconcile(this.servicesFor(state, name));
+        const r = await this.reconcileDataplane(name, dp, state);
         steps += r.steps.length;
         for (const step of r.steps) {
           this.m.steps.inc({ dataplane: name, kind: step.kind, trigger });
@@ -294,7 +302,7 @@ export class Agent {
     if (options.dryRun) {
       const plan: DataplanePlan[] = [];
       for (const [name, dp] of this.dataplanes) {
-        const r = await dp.reconcile(this.servicesFor(next, name), { dryRun: true });
+        const r = await this.reconcileDataplane(name, dp, next, { dryRun: true });
         plan.push({ dataplane: name, steps: r.steps });
       }
       return { revision: current.revision, changed, applied: false, dryRun: true, diff, plan };
@@ -307,7 +315,7 @@ export class Agent {
     const done: DataplaneName[] = [];
     try {
       for (const [name, dp] of this.dataplanes) {
-        const r = await dp.reconcile(this.servicesFor(next, name));
+        const r = await this.reconcileDataplane(name, dp, next);
         done.push(name);
         plan.push({ dataplane: name, steps: r.steps });
       }
@@ -378,7 +386,7 @@ export class Agent {
   private async rollback(names: DataplaneName[], state: DesiredState): Promise<void> {
     for (const name of names.reverse()) {
       try {
-        await this.dataplanes.get(name)!.reconcile(this.servicesFor(state, name));
+        await this.reconcileDataplane(name, this.dataplanes.get(name)!, state);
       } catch (e) {
         // The next interval reconcile retries; the stored state remains the truth.
         this.deps.logger.child({ component: name }).error({ err: errorFields(e) }, 'rollback failed; the reconcile loop will retry');
@@ -465,7 +473,10 @@ export class Agent {
       updatedAt: this.stored.updatedAt,
       ready: this.ready,
       services: this.stored.state.services.length,
-      dataplanes: this.dataplaneInfo(),
+      dataplanes: this.dataplaneInfo().map((d) => {
+        const extra = this.dataplanes.get(d.name)?.status?.();
+        return extra === undefined ? d : { ...d, status: extra };
+      }),
       lastReconcile: this.lastReconcile,
       reconcileIntervalSeconds: this.deps.settings.reconcileIntervalSeconds,
       store: this.deps.store.location,

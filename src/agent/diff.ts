@@ -62,6 +62,8 @@ export function diffStates(before: DesiredState, after: DesiredState): DiffLine[
   for (const s of after.services) lines.push(...diffServices(old.get(s.name), s));
   if (!sameValue(before.xdp, after.xdp))
     lines.push({ op: '~', subject: 'xdp', text: `xdp settings: ${show(before.xdp)} -> ${show(after.xdp)}` });
+  if (!sameValue(before.ipvs, after.ipvs))
+    lines.push({ op: '~', subject: 'ipvs', text: `ipvs settings: ${show(before.ipvs)} -> ${show(after.ipvs)}` });
   lines.push(...diffVrrp(before.vrrp, after.vrrp));
   return lines;
 }

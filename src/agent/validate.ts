@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { FulcrumError } from '../errors.js';
 import { checkVrrpInstances, VrrpInstanceSchema, type VrrpInstance } from '../model/vrrp.js';
 import { XdpSettingsSchema } from '../model/xdp.js';
+import { IpvsSettingsSchema } from '../model/ipvs.js';
 import { DesiredStateSchema, formatIssues, freezeSpec, isParsedSpec, operatorIssues, ServiceSchema, type DesiredState } from '../model/index.js';
 
 /**
@@ -28,6 +29,7 @@ const IncrementalStateSchema = z
   .object({
     services: z.array(reuseParsed(ServiceSchema)).default([]),
     xdp: reuseParsed(XdpSettingsSchema).optional(),
+    ipvs: reuseParsed(IpvsSettingsSchema).optional(),
     vrrp: z.array(reuseParsed(VrrpInstanceSchema)).superRefine((list, ctx) => checkVrrpInstances(list as VrrpInstance[], ctx)).default([]),
   })
   .strict()

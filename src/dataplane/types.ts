@@ -1,4 +1,4 @@
-import type { Service } from '../model/schema.js';
+import type { DesiredState, Service } from '../model/schema.js';
 
 /**
  * What the agent sees of a dataplane (IPVS or XDP). Each implementation owns its kernel objects,
@@ -12,6 +12,14 @@ export interface Dataplane {
    * observes and plans. Changes nothing that Fulcrum does not own.
    */
   reconcile(desired: readonly Service[], options?: { dryRun?: boolean }): Promise<ReconcileResult>;
+  /**
+   * Takes the node-wide settings of this dataplane from the desired state (IPVS: `ipvs.sync`).
+   * The agent calls it before every reconcile, with the state that reconcile brings the kernel to
+   * (so a rollback restores the settings too).
+   */
+  configure?(state: DesiredState): void;
+  /** What the dataplane runs besides services (IPVS: its sync daemons), for `GET /v1/status`. */
+  status?(): unknown;
   /** Per-service, per-backend counters as the kernel reports them. */
   stats(): Promise<ServiceStats[]>;
   /** Backends being drained (removed from desired, still carrying connections). */

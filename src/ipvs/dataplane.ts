@@ -3,6 +3,8 @@ import type { Dataplane } from '../dataplane/types.js';
 import type { IpvsClient } from './types.js';
 import { openIpvsClient } from './open-client.js';
 import { IpvsReconciler } from './reconciler.js';
+import { IpvsSyncDaemons, type SysctlPort } from './sync.js';
+import type { IpvsSync } from '../model/ipvs.js';
 
 export interface IpvsDataplaneOptions {
   /** Where ownership records live (crash-safe files). */
@@ -12,6 +14,8 @@ export interface IpvsDataplaneOptions {
   drainTimeoutSeconds?: number;
   /** How often draining backends are checked for idleness, in seconds. Default 5. */
   drainPollSeconds?: number;
+  /** The net.ipv4.vs sysctls (the agent's netns /proc/sys by default). */
+  sysctls?: SysctlPort;
 }
 
 /**
@@ -34,12 +38,23 @@ export function wrapReconciler(client: IpvsClient, options: IpvsDataplaneOptions
     reconciler.pollDrains().catch((e: unknown) => log.error({ err: e }, 'draining backends failed'));
   }, (options.drainPollSeconds ?? 5) * 1000);
   timer.unref();
+  const syncDaemons = new IpvsSyncDaemons(client, options.stateDir, options.sysctls);
+  let sync: IpvsSync | undefined;
   return {
     name: 'ipvs',
-    reconcile: (desired, opts) => reconciler.reconcile(desired, opts),
+    configure: (state) => { sync = state.ipvs?.sync; },
+    reconcile: async (desired, opts) => {
+      const result = await reconciler.reconcile(desired, opts);
+      const syncSteps = await syncDaemons.reconcile(sync, { dryRun: opts?.dryRun ?? false });
+      return syncSteps.length ? { ...result, steps: [...result.steps, ...syncSteps] } : result;
+    },
+    status: () => ({ sync: syncDaemons.status() }),
     stats: () => reconciler.stats(),
     drains: () => reconciler.drains(),
-    cleanup: () => reconciler.cleanup(),
+    cleanup: async () => {
+      await syncDaemons.cleanup();
+      await reconciler.cleanup();
+    },
     close: async () => {
       clearInterval(timer);
       await reconciler.close();

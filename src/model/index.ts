@@ -83,7 +83,7 @@ export function readYamlFile(path: string): unknown {
 
 /** The desired-state part of a parsed config file (a spec: the same frozen objects, not re-parsed). */
 export function desiredStateOf(config: ConfigFile): DesiredState {
-  return freezeSpec({ services: config.services, ...(config.xdp ? { xdp: config.xdp } : {}), vrrp: config.vrrp });
+  return freezeSpec({ services: config.services, ...(config.xdp ? { xdp: config.xdp } : {}), ...(config.ipvs ? { ipvs: config.ipvs } : {}), vrrp: config.vrrp });
 }
 
 export function loadConfigFile(path: string): ConfigFile {

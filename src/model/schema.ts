@@ -3,6 +3,7 @@ import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
 import { HealthSchema, refineHealthForService } from './health.js';
 import { VrrpInstancesSchema, type VrrpInstance } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
+import { IpvsSettingsSchema } from './ipvs.js';
 import { AgentSettingsSchema } from './agent.js';
 import { inShapeOrder } from './order.js';
 import { IpAddress, Name } from './primitives.js';
@@ -164,6 +165,7 @@ export const ServiceSchema = z
 const desiredStateShape = {
   services: z.array(ServiceSchema).default([]),
   xdp: XdpSettingsSchema.optional(),
+  ipvs: IpvsSettingsSchema.optional(),
   vrrp: VrrpInstancesSchema.default([]),
 };
 

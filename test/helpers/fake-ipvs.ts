@@ -126,8 +126,17 @@ export class FakeIpvsClient implements IpvsClient {
   async zero(): Promise<void> { this.check('zero'); }
   async getTimeouts(): Promise<IpvsTimeouts> { return { tcp: 900, tcpFin: 120, udp: 300 }; }
   async setTimeouts(): Promise<void> { this.check('setTimeouts'); }
-  async startDaemon(_d: IpvsSyncDaemon): Promise<void> { this.check('startDaemon'); }
-  async stopDaemon(): Promise<void> { this.check('stopDaemon'); }
-  async listDaemons(): Promise<IpvsSyncDaemon[]> { return []; }
+  /** Sync daemons as the kernel keeps them: one master and one backup at most (EEXIST, ESRCH otherwise). */
+  readonly daemons = new Map<IpvsSyncDaemon['state'], IpvsSyncDaemon>();
+  async startDaemon(d: IpvsSyncDaemon): Promise<void> {
+    this.check('startDaemon');
+    if (this.daemons.has(d.state)) throw new KernelError('startDaemon', 17, 'daemon exists'); // EEXIST
+    this.daemons.set(d.state, { port: 8848, ttl: 1, group: '224.0.0.81', maxLength: 1472, ...d });
+  }
+  async stopDaemon(d: Pick<IpvsSyncDaemon, 'state'>): Promise<void> {
+    this.check('stopDaemon');
+    if (!this.daemons.delete(d.state)) throw new KernelError('stopDaemon', 3, 'no sync daemon'); // ESRCH
+  }
+  async listDaemons(): Promise<IpvsSyncDaemon[]> { this.check('listDaemons'); return [...this.daemons.values()]; }
   async close(): Promise<void> { this.closed = true; }
 }

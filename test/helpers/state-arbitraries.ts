@@ -222,15 +222,25 @@ const xdpSettingsArb = fc.record({
   detachOnShutdown: optional(fc.boolean()),
 }).map(defined);
 
+const ipvsSettingsArb = fc.record({
+  sync: optional(fc.record({
+    interface: fc.constantFrom('eth1', 'sync0'), syncId: fc.integer({ min: 1, max: 255 }),
+    group: optional(fc.constantFrom('224.0.0.81', '239.1.2.3', 'ff02::81')), port: optional(fc.integer({ min: 1, max: 65535 })),
+    ttl: optional(fc.integer({ min: 1, max: 255 })), maxLength: optional(fc.integer({ min: 256, max: 9000 })),
+    refreshPeriod: optional(fc.integer({ min: 0, max: 600 })), retries: optional(fc.integer({ min: 0, max: 3 })),
+  }).map(defined)),
+}).map(defined);
+
 /** A valid desired state as an operator would write it. */
 export const desiredStateInputArb: fc.Arbitrary<DesiredStateInput> = fc
-  .record({ ipvs: fc.integer({ min: 0, max: 4 }), xdp: fc.integer({ min: 0, max: 3 }), vrrp: fc.integer({ min: 0, max: 3 }), xdpSettings: fc.boolean() })
+  .record({ ipvs: fc.integer({ min: 0, max: 4 }), xdp: fc.integer({ min: 0, max: 3 }), vrrp: fc.integer({ min: 0, max: 3 }), xdpSettings: fc.boolean(), ipvsSettings: fc.boolean() })
   .chain((n) => {
     const names = [...Array.from({ length: n.ipvs }, (_, i) => `svc${i}`), ...Array.from({ length: n.xdp }, (_, i) => `xdp${i}`)];
     return fc.record({
       services: fc.tuple(...Array.from({ length: n.ipvs }, (_, i) => ipvsServiceArb(i)), ...Array.from({ length: n.xdp }, (_, i) => xdpServiceArb(i))),
       vrrp: fc.tuple(...Array.from({ length: n.vrrp }, (_, i) => vrrpArb(i, names))),
       xdp: n.xdpSettings || n.xdp > 0 ? xdpSettingsArb : fc.constant(undefined),
+      ipvs: n.ipvsSettings ? ipvsSettingsArb : fc.constant(undefined),
     });
   })
   .map((s) => defined(s) as DesiredStateInput);

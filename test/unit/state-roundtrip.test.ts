@@ -31,6 +31,7 @@ test('model: every generated input parses, and the inputs reach every section an
   assert.ok(seen((s) => s.vrrp?.some((i: any) => i.track?.services.length > 0)), 'tracked services');
   assert.ok(seen((s) => s.vrrp?.some((i: any) => i.version === 2 && i.auth)), 'v2 with auth');
   assert.ok(seen((s) => s.xdp !== undefined), 'xdp settings');
+  assert.ok(seen((s) => s.ipvs?.sync !== undefined), 'ipvs sync settings');
   for (const kind of ['tcp', 'http', 'https', 'udp', 'dns', 'exec'])
     assert.ok(seen((s) => s.services?.some((x: any) => x.health?.check.kind === kind)), `health check ${kind}`);
   assert.ok(seen((s) => s.services?.some((x: any) => x.fwmark !== undefined)), 'fwmark services');

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import type { AgentStatus } from '../../agent/agent.js';
 import type { VrrpInstanceStatus } from '../../vrrp/index.js';
+import type { SyncStatus } from '../../ipvs/sync.js';
 import { call, clientFrom, CLIENT_USAGE, parseCommandArgs, printJson, table } from '../client.js';
 
 export const statusCommand: Command = {
@@ -20,6 +21,14 @@ export const statusCommand: Command = {
     const r = s.lastReconcile;
     io.stdout.write(`reconcile: ${r ? `${r.result} at ${r.time} (${r.trigger}, ${r.steps} step(s), ${r.durationMs} ms)${r.error ? `: ${r.error}` : ''}` : 'not yet'}; every ${s.reconcileIntervalSeconds} s\n\n`);
     io.stdout.write(table(['DATAPLANE', 'AVAILABLE', 'REASON'], s.dataplanes.map((d) => [d.name, d.available ? 'yes' : 'no', d.reason ?? ''])));
+    const sync = (s.dataplanes.find((d) => d.name === 'ipvs')?.status as { sync?: SyncStatus } | undefined)?.sync;
+    if (sync && sync.daemons.length > 0) {
+      io.stdout.write('\n');
+      io.stdout.write(table(
+        ['SYNC DAEMON', 'INTERFACE', 'SYNC ID', 'GROUP', 'PORT', 'OWNER'],
+        sync.daemons.map((d) => [d.state, d.interface, String(d.syncId), d.group ?? '-', d.port === undefined ? '-' : String(d.port), d.owned ? 'fulcrum' : 'other']),
+      ));
+    }
     const vrrp = (s.vrrp ?? []) as VrrpInstanceStatus[];
     if (vrrp.length > 0) {
       io.stdout.write('\n');
