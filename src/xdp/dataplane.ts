@@ -11,6 +11,7 @@ import { applyToObserved, desiredVip, describeStep, plan, PlanError, sameVip, vi
 import { limitsFromSettings, openXdpKernel, type XdpKernel } from './kernel.js';
 import { maglevTableForMembers } from './table.js';
 import { KernelNeighbours, NeighbourLearner, type NeighbourTable } from './neighbours.js';
+import { acceptLocalSources } from './accept-local.js';
 import type { Family } from '../model/net.js';
 
 export interface XdpDataplaneOptions {
@@ -48,6 +49,9 @@ export async function createXdpDataplane(options: XdpDataplaneOptions): Promise<
         logger.warn({ pinned: l }, 'the pinned XDP maps have other sizes than xdp settings; they are kept (flows survive) until fulcrum agent --cleanup');
     }
     const attached = kernel.attach(settings.interfaces);
+    const local = acceptLocalSources(settings.interfaces.map((i) => i.name));
+    if (local.changed.length > 0) logger.info({ interfaces: local.changed }, 'accept_local set: nat replies to clients without a neighbour entry yet are forwarded by the kernel');
+    if (local.failed.length > 0) logger.warn({ failed: local.failed }, 'cannot set accept_local: a nat reply to a client without a neighbour entry is dropped while this node holds the VIP');
     logger.info({ pinDir: kernel.pinDir, reopened: kernel.reopened, attached, limits: kernel.limits }, kernel.reopened ? 'xdp program reopened from pins' : 'xdp program loaded and pinned');
   } catch (e) {
     kernel.close();
