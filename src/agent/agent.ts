@@ -132,7 +132,6 @@ export class Agent {
     // Tracked services are known before the instances start: one whose backends are all down
     // (warming up, or down when the agent stopped) must not let the instance take the VIPs.
     this.reportHealthToVrrp();
-    this.updateVrrp(this.stored.state);
     this.deps.health?.on('change', () => {
       this.reportHealthToVrrp();
       void this.reconcile('health').catch(() => undefined);
@@ -146,6 +145,9 @@ export class Agent {
       const digest = stateDigest(pendingSeed);
       await this.change(() => pendingSeed, { actor: 'config-file', action: 'seed from config file' }, digest);
     }
+    // VRRP starts once, with the state this start ends at (a changed config file's, not the one it
+    // replaces), after the kernel carries its services: a node takes no VIP it cannot serve yet.
+    this.updateVrrp(this.stored.state);
     this.m.revision.set(this.stored.revision);
     const interval = this.deps.settings.reconcileIntervalSeconds * 1000;
     this.stopTimer = this.deps.clock.every(interval, () => void this.reconcile('interval').catch(() => undefined));
@@ -276,6 +278,7 @@ export class Agent {
   }
 
   private async changeNow(mutate: Mutation, options: ChangeOptions, seedDigest: string | undefined): Promise<ChangeResult> {
+    if (this.closed) throw new FulcrumError('CONFLICT', 'the agent is stopping; nothing was changed (retry once it has started again)');
     const current = this.stored;
     if (options.ifMatch !== undefined && options.ifMatch !== current.revision)
       throw new FulcrumError('PRECONDITION_FAILED', `If-Match revision ${options.ifMatch} does not match the current revision ${current.revision}`, {
@@ -353,7 +356,7 @@ export class Agent {
       }
     this.deps.health?.update([...next.services]);
     this.reportHealthToVrrp();
-    if (!sameValue(current.state.vrrp, next.vrrp)) this.updateVrrp(next);
+    if (this.started && !sameValue(current.state.vrrp, next.vrrp)) this.updateVrrp(next);
     this.deps.events.publish({
       type: 'apply',
       component: 'agent',

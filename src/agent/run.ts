@@ -109,8 +109,10 @@ async function runLocked(settings: AgentSettings, seed: DesiredState | undefined
 
   const signal = await options.stopSignal;
   logger.info({ signal }, 'stopping; kernel tables stay in place');
-  await app.close();
+  // The agent first: a VRRP master hands its VIPs over while the API still serves the event
+  // stream (its last transitions reach subscribers) and answers /readyz with 503.
   await agent.close();
+  await app.close();
   return 0;
 }
 
