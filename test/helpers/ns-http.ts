@@ -9,7 +9,7 @@ import { run } from './netns.js';
  * loopback, which the test process cannot reach). `nsHttp()` runs this file under
  * `nsenter --net`; as a script it takes one JSON request as argv[2] and prints one JSON answer.
  * With `sseEvents: N` it reads a text/event-stream until N events arrived (or the timeout) and
- * returns them parsed.
+ * returns them parsed (or until one matches `sseUntil`).
  */
 
 export interface NsRequest {
@@ -20,6 +20,8 @@ export interface NsRequest {
   /** PEM file of the CA that signed the server's certificate. */
   ca?: string;
   sseEvents?: number;
+  /** With sseEvents: read until an event whose data matches this regular expression. */
+  sseUntil?: string;
   timeoutMs?: number;
 }
 
@@ -70,7 +72,8 @@ function once(req: NsRequest): Promise<NsAnswer> {
         body += c;
         if (req.sseEvents !== undefined) {
           const events = parseSse(body);
-          if (events.length >= req.sseEvents) { finish({ ...answer(), events }); r.destroy(); }
+          const until = req.sseUntil === undefined ? undefined : new RegExp(req.sseUntil);
+          if (until ? events.some((e) => until.test(e.data ?? '')) : events.length >= req.sseEvents) { finish({ ...answer(), events }); r.destroy(); }
         }
       });
       res.on('end', () => finish({ ...answer(), ...(req.sseEvents !== undefined ? { events: parseSse(body) } : {}) }));
