@@ -13,13 +13,15 @@ import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
 import { kill, startServer } from '../helpers/health-e2e.js';
 import { addressesOn } from '../helpers/lb-pair.js';
 import { nsHttp, type NsRequest } from '../helpers/ns-http.js';
+import { DNSMASQ } from '../helpers/servers.js';
 
 /**
  * The CLI verbs and API routes of the real `fulcrum agent` process that no other real-process test
  * drives, on the host kernel (XDP services, no IPVS). An LB netns (eth0 to a peer netns, eth1 to a
- * backend netns with an HTTP server) runs the agent with a tokens file (admin and read roles),
- * anonymous reads, a small body limit, health checks of three kinds, and a VRRP instance from the
- * config file (v2, password, unicast, tracked script/interface/service, notify exec, sync group).
+ * backend netns with HTTP, UDP and DNS servers) runs the agent with a tokens file (admin and read
+ * roles), anonymous reads, a small body limit, health checks of five kinds (http, tcp, exec, udp,
+ * dns), and a VRRP instance from the config file (v2, password, unicast, tracked script,
+ * interface and service, notify exec, sync group).
  * Through the CLI and HTTP from inside the netns: get, apply (--dry-run, no change), status,
  * health, get vrrp, /v1/events, /metrics, /openapi.json, /docs/, every resource route, PUT
  * /v1/state of GET /v1/state (changed: false), a VRRP instance added by PUT /v1/state; refusals of
@@ -31,6 +33,8 @@ import { nsHttp, type NsRequest } from '../helpers/ns-http.js';
 const skip = xdpSkipReason();
 const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
 const HOST_HAS_IPVS = existsSync('/proc/net/ip_vs');
+const HAVE_DNSMASQ = existsSync(DNSMASQ);
+const XDP_TRAFFIC = fileURLToPath(new URL('../helpers/xdp-traffic.js', import.meta.url));
 const ADMIN = randomBytes(16).toString('hex');
 const READ = `read-${randomBytes(12).toString('hex')}`;
 const VIP = '10.0.0.1', B1 = '10.1.0.1', B2 = '10.1.0.2', VRRP_VIP = '192.0.2.100';
@@ -49,6 +53,9 @@ const SERVICES = [
   { name: 'probe-tcp', dataplane: 'xdp', address: VIP, port: 81, backends: [{ address: B1, port: 8080 }], health: health({ kind: 'tcp' }) },
   // exit 0 for B1 only: /usr/bin/test {address} = B1, run without a shell.
   { name: 'probe-exec', dataplane: 'xdp', address: VIP, port: 82, backends: [{ address: B1, port: 8080 }, { address: B2, port: 8080 }], health: health({ kind: 'exec', program: '/usr/bin/test', args: ['{address}', '=', B1] }) },
+  // xdp-traffic's server answers every datagram with "b1".
+  { name: 'probe-udp', dataplane: 'xdp', address: VIP, port: 84, protocol: 'udp', backends: [{ address: B1, port: 9000 }], health: health({ kind: 'udp', payload: 'ping', expect: '^b1' }) },
+  ...(HAVE_DNSMASQ ? [{ name: 'probe-dns', dataplane: 'xdp', address: VIP, port: 53, protocol: 'udp', backends: [{ address: B1, port: 5353 }], health: health({ kind: 'dns', name: 'health.test', type: 'A', expect: ['10.1.2.3'] }) }] : []),
 ];
 const VI_FILE = {
   name: 'vi-file', interface: 'eth0', vrid: 51, priority: 100, version: 2, advertInterval: 1, vips: [`${VRRP_VIP}/24`],
@@ -116,6 +123,13 @@ before(async () => {
   await vethPair(lb, 'eth1', ['10.1.0.254/24'], backend, 'be0', [`${B1}/24`]);
   await backend.exec('ip', ['route', 'add', 'default', 'via', '10.1.0.254']);
   procs.push(await startServer(backend, 'b1', 8080));
+  const udp = backend.spawn(process.execPath, [XDP_TRAFFIC, 'server', 'b1', 'udp:9000']);
+  procs.push(udp);
+  await new Promise((r) => udp.stdout!.once('data', r));
+  if (HAVE_DNSMASQ) {
+    procs.push(backend.spawn(DNSMASQ, ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces',
+      `--listen-address=${B1}`, '--port=5353', '--pid-file=', '--log-facility=-', '--address=/health.test/10.1.2.3']));
+  } else console.log(`# ${DNSMASQ} missing (apt dnsmasq-base): the dns check through the agent is not run`);
 
   adminFile = join(dir, 'admin.token');
   readFile = join(dir, 'read.token');
@@ -220,7 +234,7 @@ test('tokens file roles through the CLI and HTTP: read reads, admin writes, anon
   assert.equal((await status()).services, SERVICES.length, 'nothing was deleted');
 });
 
-test('fulcrum get services (all, one), health of http/tcp/exec checks, get vrrp', { skip }, async () => {
+test('fulcrum get services (all, one), health of http/tcp/exec/udp/dns checks, get vrrp', { skip }, async () => {
   const all = await cli(['get', 'services']);
   assert.equal(all.code, 0, all.stderr);
   assert.match(all.stdout, /^web +xdp +tcp 10\.0\.0\.1:80 +maglev +nat +10\.1\.0\.1:8080\*1,10\.1\.0\.2:8080\*1$/m);
@@ -240,6 +254,8 @@ test('fulcrum get services (all, one), health of http/tcp/exec checks, get vrrp'
   assert.deepEqual(states('probe-tcp'), [`${B1} up`]);
   assert.deepEqual(states('probe-exec'), [`${B1} up`, `${B2} down`]);
   assert.match(byService.get('probe-exec')![1]!.lastResult!.reason, /^exit 1/);
+  assert.deepEqual(states('probe-udp'), [`${B1} up`]);
+  if (HAVE_DNSMASQ) assert.deepEqual(states('probe-dns'), [`${B1} up`]);
   const table = await cli(['health', 'web']);
   assert.match(table.stdout, /^web +10\.1\.0\.1:8080 +http +up /m);
   assert.match(table.stdout, /^web +10\.1\.0\.2:8080 +http +down /m);
