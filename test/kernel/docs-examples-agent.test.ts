@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { Netns, run, uniqueName } from '../helpers/netns.js';
+import { configFor, docsTokens, hostFor, usesTokensFile, vrrpNames } from '../helpers/docs-agent.js';
 import { xdpSkipReason } from '../helpers/xdp.js';
 import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
 import { nsHttp } from '../helpers/ns-http.js';
-import { agentConfigExamples, KNOWN_INVALID_EXAMPLES, otherYamlExamples, type DocExample } from '../helpers/docs-examples.js';
+import { agentConfigExamples, KNOWN_INVALID_EXAMPLES } from '../helpers/docs-examples.js';
 
 /**
  * Every agent config of the documentation (docs/examples/*.yaml, the yaml blocks of docs/*.md and
@@ -31,66 +32,6 @@ after(async () => {
   for (const ns of namespaces) await ns.delete();
 });
 
-interface VrrpDoc { name: string; interface: string; unicast?: { source?: string }; track?: { interfaces?: Array<{ interface: string }> } }
-
-/** The interfaces an example names, with the addresses it expects on them. */
-function interfacesOf(doc: Record<string, unknown>): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const add = (name: string, addr?: string) => {
-    const addrs = out.get(name) ?? [];
-    if (addr && !addrs.includes(addr)) addrs.push(addr);
-    out.set(name, addrs);
-  };
-  for (const i of ((doc.xdp as { interfaces?: Array<{ name: string }> } | undefined)?.interfaces ?? [])) add(i.name);
-  for (const v of ((doc.vrrp as VrrpDoc[] | undefined) ?? [])) {
-    add(v.interface, v.unicast?.source ? `${v.unicast.source}/24` : undefined);
-    for (const t of v.track?.interfaces ?? []) add(t.interface);
-  }
-  return out;
-}
-
-/** An LB netns with each named interface (a veth to a peer netns), each with a test address. */
-async function hostFor(example: DocExample): Promise<Netns> {
-  const lb = await Netns.create('fdx');
-  const peer = await Netns.create('fdp');
-  namespaces.push(lb, peer);
-  let n = 0;
-  for (const [name, addrs] of interfacesOf(example.doc)) {
-    n += 1;
-    const a = uniqueName('dxa'), b = uniqueName('dxb');
-    await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
-    await run('ip', ['link', 'set', a, 'netns', lb.name]);
-    await run('ip', ['link', 'set', b, 'netns', peer.name]);
-    await lb.exec('ip', ['link', 'set', a, 'name', name]);
-    for (const addr of [`198.18.${n}.1/24`, ...addrs]) await lb.exec('ip', ['addr', 'add', addr, 'dev', name]);
-    await peer.exec('ip', ['addr', 'add', `198.18.${n}.2/24`, 'dev', b]);
-    await lb.exec('ip', ['link', 'set', name, 'up']);
-    await peer.exec('ip', ['link', 'set', b, 'up']);
-  }
-  return lb;
-}
-
-/** The example with only the paths and the port a test run must own replaced. */
-function configFor(doc: Record<string, unknown>, dir: string, pinDir: string, tokensFile: string): Record<string, unknown> {
-  const agent = { ...((doc.agent as Record<string, unknown> | undefined) ?? {}) };
-  const api: Record<string, unknown> = { ...((agent.api as Record<string, unknown> | undefined) ?? {}), port: 0 };
-  if (api.tokensFile !== undefined) api.tokensFile = tokensFile;
-  return { ...doc, agent: { ...agent, api, stateDir: join(dir, 'state'), xdp: { ...((agent.xdp as object | undefined) ?? {}), pinDir } } };
-}
-
-/** docs/api.md's tokens file, and the plain (read) token it holds. */
-function docsTokens(dir: string): { file: string; readToken: string } {
-  const tokens = otherYamlExamples().find((e) => Array.isArray(e.doc.tokens));
-  assert.ok(tokens, 'docs/api.md has a tokens file example');
-  const plain = (tokens.doc.tokens as Array<{ token?: string }>).find((t) => t.token)?.token;
-  assert.ok(plain, `${tokens.source} has a plain token`);
-  const file = join(dir, 'tokens.yaml');
-  writeFileSync(file, tokens.text, { mode: 0o600 });
-  const readToken = join(dir, 'read.token');
-  writeFileSync(readToken, plain, { mode: 0o600 });
-  return { file, readToken };
-}
-
 test('the documentation has agent config examples (docs/examples, docs/*.md, README.md)', () => {
   const sources = examples.map((e) => e.source);
   assert.ok(sources.some((s) => s.startsWith('docs/examples/')), sources.join(', '));
@@ -104,13 +45,13 @@ for (const example of examples) {
     const dir = mkdtempSync(join(tmpdir(), 'fulcrum-docs-'));
     const pinDir = `/sys/fs/bpf/${uniqueName('fldoc')}-${Date.now() % 100000}`;
     cleanups.push(async () => { await run('rm', ['-rf', pinDir], { allowFail: true }); rmSync(dir, { recursive: true, force: true }); });
-    const lb = await hostFor(example);
+    const { lb, peer } = await hostFor(example);
+    namespaces.push(lb, peer);
     const tokens = docsTokens(dir);
     const config = configFor(example.doc, dir, pinDir, tokens.file);
     const configPath = join(dir, 'fulcrum.yaml');
     writeFileSync(configPath, stringify(config));
-    const usesTokensFile = (example.doc.agent as { api?: { tokensFile?: string } } | undefined)?.api?.tokensFile !== undefined;
-    const tokenFile = usesTokensFile ? tokens.readToken : join(dir, 'state', 'admin.token');
+    const tokenFile = usesTokensFile(example.doc) ? tokens.readToken : join(dir, 'state', 'admin.token');
 
     let agent: AgentProcess | undefined = await AgentProcess.start(configPath, { netns: lb.name, timeoutMs: 60_000 });
     cleanups.push(async () => {
@@ -140,7 +81,7 @@ for (const example of examples) {
       assert.ok(agent.logs.some((l) => l.level === 50 && l.service === s.name && /is on ipvs, which is not available here; it is stored but not programmed/.test(String(l.msg))),
         `the log says service ${s.name} is not programmed`);
     }
-    const instances = ((example.doc.vrrp as VrrpDoc[] | undefined) ?? []).map((v) => v.name);
+    const instances = vrrpNames(example.doc);
     assert.deepEqual((status.vrrp ?? []).map((v) => v.name), instances, 'every VRRP instance of the example runs');
 
     assert.equal(await agent.stop(), 0, 'SIGTERM: exit 0');
