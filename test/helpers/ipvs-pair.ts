@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,6 +217,42 @@ export class IpvsPair {
     }
     await this.front.delete();
     await this.back.delete();
+  }
+}
+
+/**
+ * tcpdump of the VRRP adverts (IP protocol 112) seen on `dev` in `ns`: kernel timestamps and
+ * senders, to measure a takeover as the RFC defines it (last advert of the old master to the first
+ * of the new one) without the latency of polling `ip addr` under TCG.
+ */
+export class AdvertCapture {
+  readonly adverts: Array<{ t: number; from: string }> = [];
+  private constructor(private readonly proc: ChildProcess) {}
+
+  static async start(ns: Netns, dev: string): Promise<AdvertCapture> {
+    const proc = ns.spawn('tcpdump', ['-i', dev, '-n', '-tt', '-l', 'ip proto 112']);
+    const c = new AdvertCapture(proc);
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      const m = /^(\d+\.\d+) IP (\S+) > /.exec(l);
+      if (m) c.adverts.push({ t: Number(m[1]) * 1000, from: m[2]! });
+    });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('tcpdump did not start')), 30_000);
+      proc.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('listening on')) { clearTimeout(t); resolve(); } });
+      proc.once('exit', (code) => { clearTimeout(t); reject(new Error(`tcpdump exited ${code}`)); });
+    });
+    return c;
+  }
+
+  /** The gap from the last advert by `oldMaster` to the first by `newMaster` after it, or undefined. */
+  takeover(oldMaster: string, newMaster: string): { lastOld: number; firstNew: number; gapMs: number } | undefined {
+    const lastOld = this.adverts.filter((a) => a.from === oldMaster).at(-1);
+    const firstNew = lastOld && this.adverts.find((a) => a.from === newMaster && a.t > lastOld.t);
+    return lastOld && firstNew ? { lastOld: lastOld.t, firstNew: firstNew.t, gapMs: firstNew.t - lastOld.t } : undefined;
+  }
+
+  async stop(): Promise<void> {
+    await kill(this.proc);
   }
 }
 
