@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main command: set-up, then one boot of the IPVS VM (this host's kernel has no IPVS) in which
-# the Fulcrum agent starts on its defaults, `fulcrum apply` gives it docs/examples/ipvs-demo.yaml,
-# a client netns sends HTTP requests to the VIP (each answer names its backend), a backend is
-# drained, `fulcrum ipvs list` and `ipvsadm -Ln` read the table back, and the agent stops while
-# traffic keeps flowing.
+# two LB netns each run `fulcrum agent` from docs/examples/ipvs-pair-{a,b}.yaml (IPVS NAT, HTTP health
+# checks, VRRP tracking the service): the VIP on the master, client traffic, a change applied through
+# the API, a backend failing its checks and leaving both nodes' tables, a drain, the master crashing
+# and the backup taking over while the client keeps requesting, the master preempting back, and a
+# planned stop. Each step is read back with ip addr, ipvsadm -Ln and fulcrum status; exit 1 when a
+# step does not happen.
 # Usage (as root, from a fresh clone): bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
