@@ -14,7 +14,7 @@ import { timers } from '../../src/vrrp/machine.js';
  * from its own config file) inside the VM: VRRP for the client-side VIP (tracking the NAT and the
  * DR service, no weight: a service without a healthy backend = FAULT) and for the backends'
  * gateway, in one sync group; HTTP health checks on both nodes. Every step is read back with
- * `ip addr`, `ipvsadm -Ln` / `-Lnc` in each LB netns and the agent's own status: the master alone
+ * `ip addr`, `ipvsadm -Ln` / `-Lnc` in each LB netns, tcpdump of the adverts, and the agent's own status: the master alone
  * holds the VIPs and serves; a killed backend leaves both nodes' tables (weight 0) and returns;
  * the master losing its backends gives the VIPs up and takes them back; the master crashing
  * (SIGKILL, links down) hands them to the backup within the RFC bound; it comes back and
@@ -22,7 +22,8 @@ import { timers } from '../../src/vrrp/machine.js';
  */
 
 const skip = ipvsSkipReason()
-  ?? (existsSync('/usr/bin/curl') ? undefined : 'needs curl (GET /v1/status inside the LB netns)');
+  ?? (existsSync('/usr/bin/curl') ? undefined : 'needs curl (GET /v1/status inside the LB netns)')
+  ?? (existsSync('/usr/bin/tcpdump') || existsSync('/usr/sbin/tcpdump') ? undefined : 'needs tcpdump (the VRRP adverts around a takeover)');
 
 const ADVERT = 1;
 const HEALTH = { check: { kind: 'http', path: '/' }, interval: 1, timeout: 0.8, jitter: 0.1, rise: 2, fall: 2 };
