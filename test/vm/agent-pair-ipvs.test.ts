@@ -14,8 +14,8 @@ import { timers } from '../../src/vrrp/machine.js';
  * from its own config file) inside the VM: VRRP for the client-side VIP (tracking the NAT and the
  * DR service, no weight: a service without a healthy backend = FAULT) and for the backends'
  * gateway, in one sync group; HTTP health checks on both nodes. Every step is read back with
- * `ip addr`, `ipvsadm -Ln` / `-Lnc` in each LB netns, tcpdump of the adverts, and the agent's own status: the master alone
- * holds the VIPs and serves; a killed backend leaves both nodes' tables (weight 0) and returns;
+ * `ip addr`, `ipvsadm -Ln` / `-Lnc` in each LB netns, tcpdump of the adverts, and the agent's own
+ * status: the master alone holds the VIPs and serves; a killed backend leaves both nodes' tables (weight 0) and returns;
  * the master losing its backends gives the VIPs up and takes them back; the master crashing
  * (SIGKILL, links down) hands them to the backup within the RFC bound; it comes back and
  * preempts; with `preempt: false` (applied through the CLI) it stays backup.
