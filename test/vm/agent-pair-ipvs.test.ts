@@ -72,8 +72,10 @@ async function weights(n: PairNode, i: number): Promise<Array<number | undefined
 async function servedThrough(n: PairNode, allowed: RegExp, what: string): Promise<{ nat: string[]; dr: string[] }> {
   const before = await pair.clientConnections(n);
   const [nat, dr] = (await Promise.all([pair.burst(NAT_PORT, 2000), pair.burst(DR_PORT, 1500)])).map(ids) as [string[], string[]];
-  assert.ok(nat.length >= 8 && nat.every((x) => allowed.test(x)), `${what}: NAT answers ${nat.join(',')}`);
-  assert.ok(dr.length >= 4 && dr.every((x) => allowed.test(x)), `${what}: DR answers ${dr.join(',')}`);
+  // How many requests fit in the burst depends on the load on the TCG guest; what counts is that
+  // there are some and that every one was answered by an allowed backend.
+  assert.ok(nat.length >= 3 && nat.every((x) => allowed.test(x)), `${what}: NAT answers ${nat.join(',')}`);
+  assert.ok(dr.length >= 2 && dr.every((x) => allowed.test(x)), `${what}: DR answers ${dr.join(',')}`);
   const fresh = [...await pair.clientConnections(n)].filter((c) => !before.has(c));
   assert.ok(fresh.length >= nat.length + dr.length, `${what}: ${n.label}'s IPVS carried the ${nat.length + dr.length} connections (ipvsadm -Lnc: ${fresh.length} new)`);
   return { nat, dr };
