@@ -8,7 +8,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 cd "$REPO"
 
-tap=""; timeout_s=1500; paths=()
+tap=""; timeout_s=2700; paths=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --tap) tap=$2; shift 2 ;;
