@@ -1,10 +1,10 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FulcrumError } from '../errors.js';
 import type { PlannedStep } from '../dataplane/types.js';
 import type { IpvsSync } from '../model/ipvs.js';
 import { StateFile } from '../util/state-file.js';
+import { readSysctl, writeSysctl } from '../util/sysctl.js';
 import type { IpvsClient, IpvsSyncDaemon } from './types.js';
 
 /**
@@ -33,15 +33,16 @@ export interface SysctlPort {
 
 export const procSysctls: SysctlPort = {
   read(name) {
+    // An unreadable sysctl plans a write, whose failure then says what went wrong.
     try {
-      return readFileSync(join('/proc/sys/net/ipv4/vs', name), 'utf8').trim();
+      return readSysctl(['net', 'ipv4', 'vs', name]);
     } catch {
       return undefined;
     }
   },
   write(name, value) {
     try {
-      writeFileSync(join('/proc/sys/net/ipv4/vs', name), `${value}\n`);
+      writeSysctl(['net', 'ipv4', 'vs', name], value);
     } catch (e) {
       throw new FulcrumError('APPLY_FAILED', `cannot set net.ipv4.vs.${name} = ${value}: ${(e as Error).message}`, { cause: e });
     }
@@ -140,20 +141,23 @@ export class IpvsSyncDaemons {
   async reconcile(sync: IpvsSync | undefined, options: { dryRun: boolean }): Promise<PlannedStep[]> {
     // Nothing asked, nothing ours: no kernel read (a node without sync pays nothing).
     if (!sync && this.owned.size === 0) return [];
-    const running = await this.client.listDaemons();
-    const names = new Set(desiredSysctls(sync).map(([n]) => n));
-    const sysctls = Object.fromEntries([...names].map((n) => [n, this.sysctls.read(n)]));
-    this.last = { daemons: running.map((d) => ({ ...d, owned: this.owned.has(d.state) })), sysctls };
+    const names = desiredSysctls(sync).map(([n]) => n);
+    const { running, sysctls } = await this.observe(names);
     const { steps, conflicts } = planSync(sync, running, this.owned, (n) => sysctls[n]);
     if (conflicts.length) throw new FulcrumError('CONFLICT', `ipvs.sync: ${conflicts.join('; ')}`);
     const planned = steps.map((s) => ({ kind: s.kind, service: 'ipvs.sync', description: s.description }));
     if (options.dryRun) return planned;
     for (const step of steps) await this.apply(step);
-    if (steps.length) {
-      const after = await this.client.listDaemons();
-      this.last = { daemons: after.map((d) => ({ ...d, owned: this.owned.has(d.state) })), sysctls: Object.fromEntries([...names].map((n) => [n, this.sysctls.read(n)])) };
-    }
+    if (steps.length) await this.observe(names); // status shows what the kernel runs now
     return planned;
+  }
+
+  /** Reads the running daemons and the named sysctls, and keeps them for status(). */
+  private async observe(names: readonly string[]): Promise<{ running: IpvsSyncDaemon[]; sysctls: Record<string, string | undefined> }> {
+    const running = await this.client.listDaemons();
+    const sysctls = Object.fromEntries(names.map((n) => [n, this.sysctls.read(n)]));
+    this.last = { daemons: running.map((d) => ({ ...d, owned: this.owned.has(d.state) })), sysctls };
+    return { running, sysctls };
   }
 
   private async apply(step: SyncStep): Promise<void> {

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readSysctl, writeSysctl } from '../util/sysctl.js';
 
 /**
  * A nat reply the program cannot send yet (no neighbour entry for the client, as on a node that
@@ -15,10 +15,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 export function acceptLocalSources(ifnames: readonly string[]): { changed: string[]; failed: Array<{ name: string; error: string }> } {
   const changed: string[] = [], failed: Array<{ name: string; error: string }> = [];
   for (const name of ifnames) {
-    const path = `/proc/sys/net/ipv4/conf/${name}/accept_local`;
+    const key = ['net', 'ipv4', 'conf', name, 'accept_local'];
     try {
-      if (readFileSync(path, 'utf8').trim() === '1') continue;
-      writeFileSync(path, '1\n');
+      if (readSysctl(key) === '1') continue;
+      writeSysctl(key, '1');
       changed.push(name);
     } catch (e) {
       failed.push({ name, error: (e as Error).message });
