@@ -184,14 +184,16 @@ export class IpvsPair {
 
   /**
    * The client's connections in the node's IPVS connection table (`ipvsadm -Lnc`), as
-   * "client-port -> real server" (entries stay about 2 minutes in TIME_WAIT after a request).
+   * "client-port -> VIP port -> real server" (entries stay about 2 minutes in TIME_WAIT after a request).
    */
   async clientConnections(n: PairNode): Promise<Set<string>> {
     const out = await this.ipvsadm(n, '-Lnc');
     const conns = new Set<string>();
     for (const l of out.split('\n')) {
-      const m = new RegExp(`\\s${CLIENT.replace(/\./g, '\\.')}:(\\d+)\\s+${VIP.replace(/\./g, '\\.')}:\\d+\\s+(\\S+)`).exec(l);
-      if (m) conns.add(`${m[1]} -> ${m[2]}`);
+      // The VIP port belongs to the key: a NAT and a DR connection made at the same time may share
+      // a client port (their 4-tuples differ), and both reach the same backend.
+      const m = new RegExp(`\\s${CLIENT.replace(/\./g, '\\.')}:(\\d+)\\s+${VIP.replace(/\./g, '\\.')}:(\\d+)\\s+(\\S+)`).exec(l);
+      if (m) conns.add(`${m[1]} -> ${m[2]} -> ${m[3]}`);
     }
     return conns;
   }
