@@ -25,6 +25,7 @@ enum fl_limits {
 	FL_CT_SEEN_SHIFT = 3,             /* fl_ct_entry.seen is jiffies >> this */
 	FL_VIP_INDEX_SIZE = 65536,        /* vip_index entries: one per fl_endpoint_hash value */
 	FL_MAGLEV_LINE = 16,              /* Maglev entries per maglev map value (one 64-byte line) */
+	FL_DEFAULT_FLOW_RING = 262144,    /* bytes of the flow export ring (a power of 2, whole pages) */
 };
 
 /* Address family of keys and backends (the values of AF_INET / AF_INET6). */
@@ -184,6 +185,29 @@ static inline __u32 fl_endpoint_hash(__u32 addr_fold, __u16 port_raw, __u8 proto
 	return (__u32)(x * (__u32)FL_FILTER_MULT) >> 16;
 }
 
+/*
+ * Flow export (flow_events ring buffer, when the flow_export knob is on): one record per flow the
+ * program places on a backend (a new flow, or a re-pick after its backend went away), never for an
+ * established flow's packets. The backend's identity (address, port) travels with the slot, so a
+ * peer LB node can place the flow on the same backend whatever slot it has there.
+ */
+struct fl_flow_event {
+	struct fl_flow_key key;
+	__u8 backend_addr[16];
+	__be16 backend_port;
+	__u8 mode;          /* enum fl_mode of the VIP */
+	__u8 pad;
+	__u32 backend;      /* slot on this node */
+	__u32 gen;          /* that slot's generation */
+	__u32 pad2;
+};
+
+/* flow_export_stats value (per CPU): records written to the ring, and records lost (ring full). */
+struct fl_export_counters {
+	__u64 exported;
+	__u64 dropped;
+};
+
 /* Everything above in one place so that BTF carries the enums as well (see fl_abi in the .c). */
 struct fl_abi {
 	enum fl_limits limits;
@@ -204,6 +228,8 @@ struct fl_abi {
 	struct fl_counters counters;
 	struct fl_nexthop nexthop;
 	struct fl_backend_pcpu backend_pcpu;
+	struct fl_flow_event flow_event;
+	struct fl_export_counters export_counters;
 };
 
 #endif

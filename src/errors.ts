@@ -18,6 +18,8 @@ export const ERROR_CATALOGUE = {
   FEATURE_MISSING: { status: 503, title: 'A required kernel feature is missing' },
   APPLY_FAILED: { status: 500, title: 'The change could not be applied and was rolled back' },
   STORE_ERROR: { status: 500, title: 'The state store failed' },
+  STORE_UNAVAILABLE: { status: 503, title: 'The shared state store (etcd) is unreachable; writes are refused, reads answer from the last known state' },
+  SPEAKER_ERROR: { status: 502, title: 'The BGP speaker (BIRD) is unreachable or refused its configuration' },
   INTERNAL: { status: 500, title: 'Internal error' },
 } as const;
 
@@ -101,4 +103,10 @@ export function errnoFromName(name: string): number | undefined {
 
 export function isFulcrumError(e: unknown): e is FulcrumError {
   return e instanceof FulcrumError;
+}
+
+/** An error as log or event fields: a FulcrumError's JSON form, else its message. */
+export function errorFields(e: unknown): Record<string, unknown> {
+  if (isFulcrumError(e)) return e.toJSON();
+  return { message: (e as Error)?.message ?? String(e) };
 }

@@ -4,12 +4,20 @@ import { EventEmitter } from 'node:events';
  * The agent's event bus: applies, drift repairs, health transitions, VRRP transitions. Components
  * publish; the REST API streams them (SSE). Keeps a bounded ring of recent events for late readers.
  */
+/** Every type of event the agent publishes (webhooks select from these; docs/alerts.md lists them). */
+export const EVENT_TYPES = [
+  'apply', 'apply-failed', 'reconcile-failed', 'drift-repaired', 'health-applied',
+  'backend-up', 'backend-down', 'quorum-lost', 'quorum-regained',
+  'vrrp-transition', 'vrrp-split-brain', 'vrrp-error', 'vrrp-notify-failed', 'vrrp-maintenance',
+  'bgp-announced', 'bgp-withdrawn', 'bgp-session', 'bgp-error',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
 export interface FulcrumEvent {
-  /** e.g. "apply", "drift-repaired", "backend-down", "vrrp-transition". */
-  type: string;
+  type: EventType;
   /** ISO-8601 time the event was published. */
   time: string;
-  component: 'ipvs' | 'xdp' | 'agent' | 'api' | 'health' | 'vrrp';
+  component: 'ipvs' | 'xdp' | 'agent' | 'api' | 'health' | 'vrrp' | 'bgp';
   service?: string;
   message: string;
   data?: unknown;

@@ -2,7 +2,8 @@
  * API benchmark (not a test): GET /v1/services with 1,000 services against bare node:http servers
  * returning the same JSON (serialised per request, and serialised once), in the same run; then the end-to-end latency of one backend change
  * (PATCH weight: validate, plan, apply to a fake dataplane, fsync'd store write, answer) against a
- * bare crash-safe write of the same state file.
+ * bare crash-safe write of the same state file; then GET /v1/status, /metrics and /v1/state against
+ * GET /healthz of the same API.
  *
  *   node dist/scripts/bench/api.js [--seconds 3] [--rounds 5] [--connections 16] [--changes 200]
  *
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { buildAgent } from '../../src/agent/agent.js';
-import { systemClock } from '../../src/agent/ports.js';
+import { systemClock } from '../../src/util/clock.js';
 import { FileStateStore } from '../../src/agent/store.js';
 import { buildApp } from '../../src/api/app.js';
 import { TokenSet } from '../../src/api/auth.js';
@@ -182,6 +183,29 @@ async function main(): Promise<void> {
   console.log(`  API end to end  ms: min ${lat[0]!.toFixed(2)} / p50 ${pct(lat, 0.5).toFixed(2)} / p99 ${pct(lat, 0.99).toFixed(2)} / max ${lat[lat.length - 1]!.toFixed(2)}`);
   console.log(`  baseline: one crash-safe write of the same state  ms: min ${base[0]!.toFixed(2)} / p50 ${pct(base, 0.5).toFixed(2)} / p99 ${pct(base, 0.99).toFixed(2)}`);
   console.log(`  ratio p50 API/baseline: ${(pct(lat, 0.5) / pct(base, 0.5)).toFixed(2)}`);
+
+  // The other reads an operator polls, sequential, against the API's cheapest route (/healthz:
+  // routing, hooks and loopback round trip, no work) in the same run.
+  const reads = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+  const sequential = async (path: string, headers: Record<string, string>) => {
+    const ms: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < Math.min(changes, 200) + 20; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = await once(reads, ready.api!, path, 'GET', undefined, headers);
+      if (r.status !== 200) throw new Error(`GET ${path} answered ${r.status}`);
+      if (i >= 20) ms.push(Number(process.hrtime.bigint() - t0) / 1e6); // 20 warm-up requests
+      bytes = r.bytes;
+    }
+    return { p50: median(ms), p99: pct([...ms].sort((a, b) => a - b), 0.99), bytes };
+  };
+  const floor = await sequential('/healthz', {});
+  console.log(`\nOther reads at ${SERVICES} services, sequential, vs GET /healthz on the same API (p50 ${floor.p50.toFixed(3)} ms, p99 ${floor.p99.toFixed(3)} ms)`);
+  for (const path of ['/v1/status', '/metrics', '/v1/state']) {
+    const r = await sequential(path, auth);
+    console.log(`  GET ${path.padEnd(11)} ${(r.bytes / 1024).toFixed(1).padStart(6)} KiB  ms: p50 ${r.p50.toFixed(3)} / p99 ${r.p99.toFixed(3)}; p50 ratio to /healthz ${(r.p50 / floor.p50).toFixed(2)}`);
+  }
+  reads.destroy();
   child.send({ op: 'stop' });
 }
 

@@ -20,10 +20,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseDesiredState, type Service } from '../../src/model/index.js';
 import { IpvsReconciler } from '../../src/ipvs/reconciler.js';
-import { openIpvsClient } from '../../src/ipvs/open-client.js';
+import { openIpvsClient } from '../../src/ipvs/client.js';
 import { formatIpvsadmList } from '../../src/ipvs/list-format.js';
 import { listDestinationsOf } from '../../src/ipvs/read.js';
-import { silentLogger } from '../../src/log.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 10_000);
 const BACKENDS = Number(process.env.BACKENDS ?? 10);
@@ -113,7 +112,7 @@ async function main(): Promise<void> {
     await sh('ipvsadm', ['-C']);
     await reconciler?.close();
     const stateDir = join(dir, `state${rep}`);
-    reconciler = new IpvsReconciler({ client: await openIpvsClient(), stateDir, logger: silentLogger() });
+    reconciler = new IpvsReconciler({ client: await openIpvsClient(), stateDir });
     const r = reconciler;
     fullOurs.push(await time(async () => {
       const res = await r.reconcile(desired);

@@ -12,8 +12,8 @@ import { existsSync, readFileSync, writeFileSync, openSync, closeSync, mkdtempSy
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { openIpvsClient, type IpvsOperation } from '../../src/ipvs/client.js';
-import type { IpvsDestSpec, IpvsServiceKey } from '../../src/ipvs/types.js';
+import { openIpvsClient } from '../../src/ipvs/client.js';
+import type { IpvsDestSpec, IpvsOperation, IpvsServiceKey } from '../../src/ipvs/types.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number): number => {

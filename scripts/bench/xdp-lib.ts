@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { encodeStruct, loadObject, pinThreadToCpu, possibleCpus, xdpContext, XdpAction, type BpfObject, type BpfProgram, type LoadOptions } from '../../src/bpf/index.js';
@@ -9,8 +10,8 @@ import { parsePacket } from './packet.js';
  *
  *   cost(X) = T(restore -> X) - (T(restore -> bare) - T(bare))
  *
- * restore (bpf/bench_restore.bpf.c) writes the original packet back before every repetition and
- * tail-calls X; the same restore in front of the bare XDP_TX program (bpf/bench_bare.bpf.c) measures
+ * restore (bpf/bench/bench_restore.bpf.c) writes the original packet back before every repetition and
+ * tail-calls X; the same restore in front of the bare XDP_TX program (bpf/bench/bench_bare.bpf.c) measures
  * what restore itself costs. Every run happens on one CPU (this thread is pinned with
  * sched_setaffinity), after one priming run on that CPU (so per-CPU and LRU tables hold the flow).
  * The three series are interleaved run by run, and cost is computed per run.
@@ -77,7 +78,7 @@ export interface Measurement {
 }
 
 function packetConfig(restore: BpfObject, packet: Buffer, newFlow: boolean): Buffer {
-  const layout = restore.btf.structLayout('bench_packet'); // from bpf/bench_restore.h, never mirrored by hand
+  const layout = restore.btf.structLayout('bench_packet'); // from bpf/bench/bench_restore.h, never mirrored by hand
   const pktMember = layout.members.find((m) => m.name === 'pkt');
   if (!pktMember || packet.length > pktMember.size) throw new Error(`packet of ${packet.length} bytes exceeds bench_packet.pkt`);
   let sportOff = 0, saddrOff = 0, ipCsumOff = 0, l4CsumOff = 0;
@@ -253,4 +254,20 @@ const f = (s: Stats, d = 1) => `${s.min.toFixed(d)}/${s.median.toFixed(d)}/${s.m
 /** One line per measurement: ns/packet and ratio to bare as min/median/max. */
 export function formatMeasurement(m: Measurement): string {
   return `${m.name.padEnd(34)} ${m.verdict.padEnd(9)} cost ${f(m.cost)} ns  bare ${f(m.bare)} ns  ratio ${f(m.ratio, 2)}  (restore->bare ${f(m.restoreBare)}, restore->X ${f(m.restoreX)})`;
+}
+
+/**
+ * The LB netns of the benches that run the agent's own program: veth d0 (10.1.0.254/16 and
+ * 192.0.2.254/24) with a permanent neighbour entry for each backend, forwarding on.
+ */
+export function setUpBenchNetns(ns: string, backends: readonly string[]): void {
+  const ip = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  ip('link', 'set', 'lo', 'up');
+  ip('link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd0p');
+  ip('link', 'set', 'd0', 'up');
+  ip('link', 'set', 'd0p', 'up');
+  ip('addr', 'add', '10.1.0.254/16', 'dev', 'd0');
+  ip('addr', 'add', '192.0.2.254/24', 'dev', 'd0');
+  backends.forEach((b, i) => ip('neigh', 'replace', b, 'lladdr', `02:be:00:00:00:${i.toString(16).padStart(2, '0')}`, 'dev', 'd0', 'nud', 'permanent'));
+  execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 }

@@ -13,10 +13,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ifIndex, loadObject, withNetnsSync, XdpAction, isBpffs, mountBpffs, type BpfObject } from '../../src/bpf/index.js';
 import { parseDesiredState } from '../../src/model/index.js';
-import { silentLogger } from '../../src/log.js';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import { buildPacket, parsePacket } from './packet.js';
-import { DEFAULT_BPF_DIR, formatMeasurement, XdpBench, type Measurement } from './xdp-lib.js';
+import { DEFAULT_BPF_DIR, formatMeasurement, XdpBench, type Measurement, setUpBenchNetns } from './xdp-lib.js';
 
 const repeat = Number(process.argv[2] ?? 1_000_000);
 const runs = Number(process.argv[3] ?? 5);
@@ -33,18 +32,11 @@ let dp: Awaited<ReturnType<typeof createXdpDataplane>> | undefined;
 let floor: BpfObject | undefined;
 const bench = XdpBench.open();
 try {
-  ip('-n', NS, 'link', 'set', 'lo', 'up');
-  ip('-n', NS, 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd0p');
-  ip('-n', NS, 'link', 'set', 'd0', 'up');
-  ip('-n', NS, 'link', 'set', 'd0p', 'up');
-  ip('-n', NS, 'addr', 'add', '10.1.0.254/16', 'dev', 'd0');
-  ip('-n', NS, 'addr', 'add', '192.0.2.254/24', 'dev', 'd0');
-  for (let i = 0; i < NBACKENDS; i++) ip('-n', NS, 'neigh', 'replace', backend(i), 'lladdr', `02:be:00:00:00:${i.toString(16).padStart(2, '0')}`, 'dev', 'd0', 'nud', 'permanent');
-  execFileSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  setUpBenchNetns(NS, Array.from({ length: NBACKENDS }, (_, i) => backend(i)));
 
   dp = await createXdpDataplane({
     settings: { interfaces: [], maxVips: 16, maxBackends: 1024, maglevTableSize: 65537, conntrackSize: Number(process.env.CT ?? 262_144), detachOnShutdown: false },
-    stateDir: `/tmp/flbench-${process.pid}`, pinDir, logger: silentLogger(), ...(process.env.XDP_OBJECT ? { objectPath: process.env.XDP_OBJECT } : {}),
+    stateDir: `/tmp/flbench-${process.pid}`, pinDir, report: () => undefined, ...(process.env.XDP_OBJECT ? { objectPath: process.env.XDP_OBJECT } : {}),
   });
   const services = parseDesiredState({
     services: [

@@ -9,7 +9,6 @@ import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { isBpffs, mountBpffs } from '../../src/bpf/index.js';
 import { parseDesiredState, type Service } from '../../src/model/index.js';
-import { silentLogger } from '../../src/log.js';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import { buildMaglevTable } from '../../src/xdp/maglev.js';
 import { maglevStride, u32 } from '../../src/xdp/abi.js';
@@ -35,7 +34,7 @@ const stateDir = `/tmp/flbench-prog-${process.pid}`;
 const t0 = performance.now();
 const dp = await createXdpDataplane({
   settings: { interfaces: [], maxVips: Math.max(NVIPS, 16), maxBackends: Math.max(2 * NVIPS * NBACKENDS, 1024), maglevTableSize: TABLE, conntrackSize: 262_144, detachOnShutdown: false },
-  pinDir, stateDir, logger: silentLogger(),
+  pinDir, stateDir, report: () => undefined,
 });
 const loadMs = performance.now() - t0;
 const desired = services(NVIPS, NBACKENDS);

@@ -1,6 +1,6 @@
 /**
  * XDP packet-cost benchmark of the harness itself (scripts/bench/xdp-lib.ts), on the bare XDP_TX
- * program and on bpf/bench_dnat.bpf.c, a small DNAT demonstration program. Needs root.
+ * program and on bpf/bench/bench_dnat.bpf.c, a small DNAT demonstration program. Needs root.
  *   npm run build && bash scripts/build-bpf.sh && node dist/scripts/bench/xdp.js [repeat] [runs]
  * Prints corrected ns/packet and the ratio to the bare program measured in the same run.
  */

@@ -1,6 +1,6 @@
 import type { DesiredState, Service } from '../model/index.js';
 import { formatEndpoint, serviceKey } from '../model/index.js';
-import { canonicalJson, sameValue } from './store.js';
+import { canonicalJson, sameValue } from '../util/json-value.js';
 
 /**
  * A readable, dataplane-independent diff of two desired states: what `fulcrum apply --dry-run`

@@ -1,4 +1,4 @@
-import type { Dataplane } from '../dataplane/types.js';
+import type { Dataplane, Report } from '../dataplane/types.js';
 import type { Service } from '../model/index.js';
 import type { XdpSettings } from '../model/xdp.js';
 import type { VrrpInstance } from '../model/vrrp.js';
@@ -12,9 +12,9 @@ export type DataplaneName = 'ipvs' | 'xdp';
 
 export interface DataplaneFactories {
   /** Throws FeatureMissingError when the kernel cannot carry IPVS. */
-  ipvs(): Promise<Dataplane>;
+  ipvs(report: Report): Promise<Dataplane>;
   /** Throws FeatureMissingError when the kernel or the interfaces cannot carry XDP. */
-  xdp(settings: XdpSettings | undefined): Promise<Dataplane>;
+  xdp(settings: XdpSettings | undefined, report: Report): Promise<Dataplane>;
 }
 
 /** The health checker (src/health HealthManager), as the agent drives it. */
@@ -32,22 +32,16 @@ export interface VrrpPort {
   update(instances: VrrpInstance[]): unknown;
   /** A tracked service crossed its health quorum (or lost its last healthy backend). */
   setServiceHealth?(service: string, healthy: boolean): void;
+  /** Planned hand-over of every instance (see VrrpManager.setMaintenance). */
+  setMaintenance?(enabled: boolean, options: { dryRun?: boolean }): VrrpMaintenanceResult;
+  /** The node is in maintenance (restored at start from where setMaintenance keeps it). */
+  readonly inMaintenance?: boolean;
   status(): unknown;
   close(): Promise<void> | void;
 }
 
-/** Time and timers, injected so the reconcile loop can be stepped in tests. */
-export interface Clock {
-  now(): Date;
-  /** Calls fn every ms milliseconds until the returned function is called. */
-  every(ms: number, fn: () => void): () => void;
+export interface VrrpMaintenanceResult {
+  changed: boolean;
+  instances: Array<{ name: string; state: string; maintenance: boolean }>;
 }
 
-export const systemClock: Clock = {
-  now: () => new Date(),
-  every(ms, fn) {
-    const t = setInterval(fn, ms);
-    t.unref();
-    return () => clearInterval(t);
-  },
-};

@@ -15,11 +15,15 @@ import { servicesPlugin } from './routes/services.js';
 import { statePlugin } from './routes/state.js';
 import { statusPlugin } from './routes/status.js';
 import { vrrpPlugin } from './routes/vrrp.js';
+import { reloadPlugin } from './routes/reload.js';
+import { clusterPlugin } from './routes/cluster.js';
+import { isUiPath, uiPlugin } from './ui.js';
+import { explainPlugin } from './routes/explain.js';
 
 export type { ApiDeps } from './common.js';
 
-/** Paths anyone may read: liveness, readiness, the API description. */
-const PUBLIC = (url: string) => url === '/healthz' || url === '/readyz' || url === '/openapi.json' || url === '/docs' || url.startsWith('/docs/');
+/** Paths anyone may read: liveness, readiness, the API description, the dashboard's static files. */
+const PUBLIC = (url: string) => url === '/healthz' || url === '/readyz' || url === '/openapi.json' || url === '/docs' || url.startsWith('/docs/') || isUiPath(url);
 
 /**
  * The REST API as a fastify instance, not listening (the caller calls `listen`, tests use
@@ -52,7 +56,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err: FastifyError | FulcrumError, req, reply) => {
     let e: FulcrumError;
     if (isFulcrumError(err)) e = err;
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new FulcrumError('PAYLOAD_TOO_LARGE', `the body exceeds ${settings.bodyLimit} bytes`);
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new FulcrumError('PAYLOAD_TOO_LARGE', `the body exceeds this agent's limit of ${settings.bodyLimit} bytes: raise agent.api.bodyLimit in its config file (up to ${64 << 20} bytes) and reload it`);
     else if (err.statusCode === 429) e = new FulcrumError('RATE_LIMITED', err.message);
     else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       const why = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'the body must be JSON (application/json) or YAML (application/yaml)' : err.message;
@@ -123,6 +127,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  for (const plugin of [servicesPlugin, backendsPlugin, drainPlugin, statePlugin, statusPlugin, eventsPlugin, vrrpPlugin]) await app.register(plugin, deps);
+  for (const plugin of [servicesPlugin, backendsPlugin, drainPlugin, statePlugin, statusPlugin, eventsPlugin, vrrpPlugin, reloadPlugin, clusterPlugin, explainPlugin, uiPlugin]) await app.register(plugin, deps);
   return app;
 }

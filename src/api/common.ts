@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Agent, ChangeResult } from '../agent/agent.js';
+import type { Agent } from '../agent/agent.js';
+import type { ChangeResult } from '../agent/change.js';
 import type { EventBus } from '../events.js';
 import type { Registry } from '../metrics.js';
 import type { Logger } from '../log.js';
@@ -24,6 +25,14 @@ export interface ApiDeps {
   logger: Logger;
   /** PEM contents when the API serves TLS. */
   https?: { cert: Buffer; key: Buffer } | undefined;
+  /** Re-reads the config file and applies it (POST /v1/reload); absent when there is no config file. */
+  reload?: ((options: { dryRun?: boolean }) => Promise<ReloadResult>) | undefined;
+}
+
+export interface ReloadResult {
+  change: ChangeResult;
+  /** `agent:` settings that differ from the running ones (they need a restart). */
+  restartNeeded: string[];
 }
 
 export const WriteQuery = z
@@ -36,7 +45,7 @@ export const WriteQuery = z
   })
   .strict();
 
-export const ServiceParams = z.object({ name: Name }).strict();
+export const NameParams = z.object({ name: Name }).strict();
 
 /** "10.0.0.2:80" or "[2001:db8::2]:80" in the path. */
 export const Endpoint = z
@@ -84,8 +93,35 @@ export function ifMatch(req: FastifyRequest): number | undefined {
   return Number(m[1]);
 }
 
+/**
+ * True when an If-None-Match header matches `tag` (an ETag of this API): "*", or any entry of
+ * the list under weak comparison (RFC 9110 13.1.2: W/"7" matches "7").
+ */
+export function ifNoneMatch(req: FastifyRequest, tag: string): boolean {
+  const raw = req.headers['if-none-match'];
+  if (raw === undefined) return false;
+  if (raw === tag) return true;
+  for (const part of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) {
+    const t = part.trim();
+    if (t === '*' || t === tag || (t.startsWith('W/') && t.slice(2) === tag)) return true;
+  }
+  return false;
+}
+
 export function etag(revision: number): string {
   return `"${revision}"`;
+}
+
+/**
+ * agent.store kind etcd: `{ stale: true|false }` for a read's body, and the header
+ * `Fulcrum-Stale: true` while the watch is disconnected (the answer may be behind the cluster).
+ * Nothing with the file store.
+ */
+export function staleMark(agent: Agent, reply: FastifyReply): { stale?: boolean } {
+  const cluster = agent.cluster;
+  if (!cluster) return {};
+  if (cluster.stale) reply.header('fulcrum-stale', 'true');
+  return { stale: cluster.stale };
 }
 
 export function actor(req: FastifyRequest): string {

@@ -1,5 +1,6 @@
 import { FeatureMissingError, FulcrumError, KernelError } from '../errors.js';
-import { errno, lib, type Ptr } from './ffi.js';
+import { lib, type Ptr } from './ffi.js';
+import { errno } from './libc.js';
 import { recentLibbpfLog } from './log.js';
 
 /** libbpf's own text for an error (it knows its private LIBBPF_ERRNO__* codes as well as errno). */

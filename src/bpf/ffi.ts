@@ -1,8 +1,9 @@
 import * as koffi from 'koffi';
 import { FeatureMissingError } from '../errors.js';
+import { libc, type Libc } from './libc.js';
 
 /**
- * The raw FFI surface of libbpf.so.1 (Debian libbpf1, API 1.1) and the few libc calls libbpf-ts needs.
+ * The raw FFI surface of libbpf.so.1 (Debian libbpf1, API 1.1), with the libc calls of ./libc.ts.
  * This module and its siblings in src/bpf are the only code that sees raw pointers (koffi BigInts);
  * nothing here is exported from src/bpf/index.ts.
  *
@@ -12,97 +13,91 @@ import { FeatureMissingError } from '../errors.js';
 
 export type Ptr = bigint;
 
-function declare(libbpf: koffi.LibraryHandle, libc: koffi.LibraryHandle) {
+function declare(libbpf: koffi.LibraryHandle) {
   const printFn = koffi.proto('int fulcrum_libbpf_print_fn(int level, const char *fmt, void *ap)');
-  const f = (lib: koffi.LibraryHandle, sig: string) => lib.func(sig);
+  const sampleFn = koffi.proto('int fulcrum_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
+  const f = (sig: string) => libbpf.func(sig);
   return {
     printFnPtr: koffi.pointer(printFn),
+    sampleFnPtr: koffi.pointer(sampleFn),
+    // ring buffer (BPF_MAP_TYPE_RINGBUF consumer)
+    ring_buffer__new: f('void *ring_buffer__new(int map_fd, fulcrum_ring_buffer_sample_fn *sample_cb, void *ctx, void *opts)'),
+    ring_buffer__consume: f('int ring_buffer__consume(void *rb)'),
+    ring_buffer__poll: f('int ring_buffer__poll(void *rb, int timeout_ms)'),
+    ring_buffer__epoll_fd: f('int ring_buffer__epoll_fd(void *rb)'),
+    ring_buffer__free: f('void ring_buffer__free(void *rb)'),
     // object
-    bpf_object__open_file: f(libbpf, 'void *bpf_object__open_file(const char *path, void *opts)'),
-    bpf_object__open_mem: f(libbpf, 'void *bpf_object__open_mem(void *buf, size_t size, void *opts)'),
-    bpf_object__load: f(libbpf, 'int bpf_object__load(void *obj)'),
-    bpf_object__close: f(libbpf, 'void bpf_object__close(void *obj)'),
-    bpf_object__name: f(libbpf, 'const char *bpf_object__name(void *obj)'),
-    bpf_object__btf: f(libbpf, 'void *bpf_object__btf(void *obj)'),
-    bpf_object__find_program_by_name: f(libbpf, 'void *bpf_object__find_program_by_name(void *obj, const char *name)'),
-    bpf_object__find_map_by_name: f(libbpf, 'void *bpf_object__find_map_by_name(void *obj, const char *name)'),
-    bpf_object__next_program: f(libbpf, 'void *bpf_object__next_program(void *obj, void *prog)'),
-    bpf_object__next_map: f(libbpf, 'void *bpf_object__next_map(void *obj, void *map)'),
+    bpf_object__open_file: f('void *bpf_object__open_file(const char *path, void *opts)'),
+    bpf_object__open_mem: f('void *bpf_object__open_mem(void *buf, size_t size, void *opts)'),
+    bpf_object__load: f('int bpf_object__load(void *obj)'),
+    bpf_object__close: f('void bpf_object__close(void *obj)'),
+    bpf_object__name: f('const char *bpf_object__name(void *obj)'),
+    bpf_object__btf: f('void *bpf_object__btf(void *obj)'),
+    bpf_object__find_program_by_name: f('void *bpf_object__find_program_by_name(void *obj, const char *name)'),
+    bpf_object__find_map_by_name: f('void *bpf_object__find_map_by_name(void *obj, const char *name)'),
+    bpf_object__next_program: f('void *bpf_object__next_program(void *obj, void *prog)'),
+    bpf_object__next_map: f('void *bpf_object__next_map(void *obj, void *map)'),
     // program
-    bpf_program__name: f(libbpf, 'const char *bpf_program__name(void *prog)'),
-    bpf_program__section_name: f(libbpf, 'const char *bpf_program__section_name(void *prog)'),
-    bpf_program__fd: f(libbpf, 'int bpf_program__fd(void *prog)'),
-    bpf_program__type: f(libbpf, 'int bpf_program__type(void *prog)'),
-    bpf_program__set_autoload: f(libbpf, 'int bpf_program__set_autoload(void *prog, bool autoload)'),
-    bpf_program__pin: f(libbpf, 'int bpf_program__pin(void *prog, const char *path)'),
-    bpf_program__unpin: f(libbpf, 'int bpf_program__unpin(void *prog, const char *path)'),
+    bpf_program__name: f('const char *bpf_program__name(void *prog)'),
+    bpf_program__section_name: f('const char *bpf_program__section_name(void *prog)'),
+    bpf_program__fd: f('int bpf_program__fd(void *prog)'),
+    bpf_program__type: f('int bpf_program__type(void *prog)'),
+    bpf_program__set_autoload: f('int bpf_program__set_autoload(void *prog, bool autoload)'),
+    bpf_program__pin: f('int bpf_program__pin(void *prog, const char *path)'),
+    bpf_program__unpin: f('int bpf_program__unpin(void *prog, const char *path)'),
     // map (object side)
-    bpf_map__name: f(libbpf, 'const char *bpf_map__name(void *map)'),
-    bpf_map__fd: f(libbpf, 'int bpf_map__fd(void *map)'),
-    bpf_map__type: f(libbpf, 'int bpf_map__type(void *map)'),
-    bpf_map__key_size: f(libbpf, 'uint32_t bpf_map__key_size(void *map)'),
-    bpf_map__value_size: f(libbpf, 'uint32_t bpf_map__value_size(void *map)'),
-    bpf_map__max_entries: f(libbpf, 'uint32_t bpf_map__max_entries(void *map)'),
-    bpf_map__map_flags: f(libbpf, 'uint32_t bpf_map__map_flags(void *map)'),
-    bpf_map__set_max_entries: f(libbpf, 'int bpf_map__set_max_entries(void *map, uint32_t n)'),
-    bpf_map__initial_value: f(libbpf, 'void *bpf_map__initial_value(void *map, _Out_ size_t *size)'),
-    bpf_map__set_initial_value: f(libbpf, 'int bpf_map__set_initial_value(void *map, void *data, size_t size)'),
-    bpf_map__pin: f(libbpf, 'int bpf_map__pin(void *map, const char *path)'),
-    bpf_map__unpin: f(libbpf, 'int bpf_map__unpin(void *map, const char *path)'),
-    bpf_map__set_pin_path: f(libbpf, 'int bpf_map__set_pin_path(void *map, const char *path)'),
-    bpf_map__pin_path: f(libbpf, 'const char *bpf_map__pin_path(void *map)'),
-    bpf_map__is_pinned: f(libbpf, 'bool bpf_map__is_pinned(void *map)'),
-    bpf_map__reuse_fd: f(libbpf, 'int bpf_map__reuse_fd(void *map, int fd)'),
+    bpf_map__name: f('const char *bpf_map__name(void *map)'),
+    bpf_map__fd: f('int bpf_map__fd(void *map)'),
+    bpf_map__type: f('int bpf_map__type(void *map)'),
+    bpf_map__key_size: f('uint32_t bpf_map__key_size(void *map)'),
+    bpf_map__value_size: f('uint32_t bpf_map__value_size(void *map)'),
+    bpf_map__max_entries: f('uint32_t bpf_map__max_entries(void *map)'),
+    bpf_map__map_flags: f('uint32_t bpf_map__map_flags(void *map)'),
+    bpf_map__set_max_entries: f('int bpf_map__set_max_entries(void *map, uint32_t n)'),
+    bpf_map__initial_value: f('void *bpf_map__initial_value(void *map, _Out_ size_t *size)'),
+    bpf_map__set_initial_value: f('int bpf_map__set_initial_value(void *map, void *data, size_t size)'),
+    bpf_map__pin: f('int bpf_map__pin(void *map, const char *path)'),
+    bpf_map__unpin: f('int bpf_map__unpin(void *map, const char *path)'),
+    bpf_map__set_pin_path: f('int bpf_map__set_pin_path(void *map, const char *path)'),
+    bpf_map__pin_path: f('const char *bpf_map__pin_path(void *map)'),
+    bpf_map__is_pinned: f('bool bpf_map__is_pinned(void *map)'),
+    bpf_map__reuse_fd: f('int bpf_map__reuse_fd(void *map, int fd)'),
     // syscall wrappers (fd side)
-    bpf_map_update_elem: f(libbpf, 'int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
-    bpf_map_lookup_elem: f(libbpf, 'int bpf_map_lookup_elem(int fd, void *key, void *value)'),
-    bpf_map_lookup_elem_flags: f(libbpf, 'int bpf_map_lookup_elem_flags(int fd, void *key, void *value, uint64_t flags)'),
-    bpf_map_delete_elem: f(libbpf, 'int bpf_map_delete_elem(int fd, void *key)'),
-    bpf_map_get_next_key: f(libbpf, 'int bpf_map_get_next_key(int fd, void *key, void *next)'),
-    bpf_map_lookup_batch: f(libbpf, 'int bpf_map_lookup_batch(int fd, void *inb, void *outb, void *keys, void *values, _Inout_ uint32_t *count, void *opts)'),
-    bpf_map_update_batch: f(libbpf, 'int bpf_map_update_batch(int fd, void *keys, void *values, _Inout_ uint32_t *count, void *opts)'),
-    bpf_map_delete_batch: f(libbpf, 'int bpf_map_delete_batch(int fd, void *keys, _Inout_ uint32_t *count, void *opts)'),
-    bpf_obj_get: f(libbpf, 'int bpf_obj_get(const char *path)'),
-    bpf_obj_pin: f(libbpf, 'int bpf_obj_pin(int fd, const char *path)'),
-    bpf_obj_get_info_by_fd: f(libbpf, 'int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
-    bpf_prog_get_fd_by_id: f(libbpf, 'int bpf_prog_get_fd_by_id(uint32_t id)'),
-    bpf_map_get_fd_by_id: f(libbpf, 'int bpf_map_get_fd_by_id(uint32_t id)'),
-    bpf_prog_test_run_opts: f(libbpf, 'int bpf_prog_test_run_opts(int fd, void *opts)'),
+    bpf_map_update_elem: f('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
+    bpf_map_lookup_elem: f('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
+    bpf_map_lookup_elem_flags: f('int bpf_map_lookup_elem_flags(int fd, void *key, void *value, uint64_t flags)'),
+    bpf_map_delete_elem: f('int bpf_map_delete_elem(int fd, void *key)'),
+    bpf_map_get_next_key: f('int bpf_map_get_next_key(int fd, void *key, void *next)'),
+    bpf_map_lookup_batch: f('int bpf_map_lookup_batch(int fd, void *inb, void *outb, void *keys, void *values, _Inout_ uint32_t *count, void *opts)'),
+    bpf_map_update_batch: f('int bpf_map_update_batch(int fd, void *keys, void *values, _Inout_ uint32_t *count, void *opts)'),
+    bpf_map_delete_batch: f('int bpf_map_delete_batch(int fd, void *keys, _Inout_ uint32_t *count, void *opts)'),
+    bpf_obj_get: f('int bpf_obj_get(const char *path)'),
+    bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *path)'),
+    bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
+    bpf_prog_get_fd_by_id: f('int bpf_prog_get_fd_by_id(uint32_t id)'),
+    bpf_map_get_fd_by_id: f('int bpf_map_get_fd_by_id(uint32_t id)'),
+    bpf_prog_test_run_opts: f('int bpf_prog_test_run_opts(int fd, void *opts)'),
     // xdp
-    bpf_xdp_attach: f(libbpf, 'int bpf_xdp_attach(int ifindex, int fd, uint32_t flags, void *opts)'),
-    bpf_xdp_detach: f(libbpf, 'int bpf_xdp_detach(int ifindex, uint32_t flags, void *opts)'),
-    bpf_xdp_query: f(libbpf, 'int bpf_xdp_query(int ifindex, int flags, void *opts)'),
+    bpf_xdp_attach: f('int bpf_xdp_attach(int ifindex, int fd, uint32_t flags, void *opts)'),
+    bpf_xdp_detach: f('int bpf_xdp_detach(int ifindex, uint32_t flags, void *opts)'),
+    bpf_xdp_query: f('int bpf_xdp_query(int ifindex, int flags, void *opts)'),
     // btf
-    btf__find_by_name_kind: f(libbpf, 'int32_t btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)'),
-    btf__type_by_id: f(libbpf, 'void *btf__type_by_id(void *btf, uint32_t id)'),
-    btf__type_cnt: f(libbpf, 'uint32_t btf__type_cnt(void *btf)'),
-    btf__resolve_size: f(libbpf, 'int64_t btf__resolve_size(void *btf, uint32_t id)'),
-    btf__name_by_offset: f(libbpf, 'const char *btf__name_by_offset(void *btf, uint32_t off)'),
-    btf__parse: f(libbpf, 'void *btf__parse(const char *path, void *ext)'),
-    btf__load_vmlinux_btf: f(libbpf, 'void *btf__load_vmlinux_btf(void)'),
-    btf__free: f(libbpf, 'void btf__free(void *btf)'),
+    btf__find_by_name_kind: f('int32_t btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)'),
+    btf__type_by_id: f('void *btf__type_by_id(void *btf, uint32_t id)'),
+    btf__type_cnt: f('uint32_t btf__type_cnt(void *btf)'),
+    btf__resolve_size: f('int64_t btf__resolve_size(void *btf, uint32_t id)'),
+    btf__name_by_offset: f('const char *btf__name_by_offset(void *btf, uint32_t off)'),
+    btf__parse: f('void *btf__parse(const char *path, void *ext)'),
+    btf__load_vmlinux_btf: f('void *btf__load_vmlinux_btf(void)'),
+    btf__free: f('void btf__free(void *btf)'),
     // misc
-    libbpf_num_possible_cpus: f(libbpf, 'int libbpf_num_possible_cpus(void)'),
-    libbpf_set_print: f(libbpf, 'void *libbpf_set_print(fulcrum_libbpf_print_fn *fn)'),
-    libbpf_strerror: f(libbpf, 'int libbpf_strerror(int err, _Out_ char *buf, size_t size)'),
-    // libc
-    vasprintf: f(libc, 'int vasprintf(void *strp, const char *fmt, void *ap)'),
-    free: f(libc, 'void free(void *p)'),
-    close: f(libc, 'int close(int fd)'),
-    open: f(libc, 'int open(const char *path, int flags, uint32_t mode)'),
-    setns: f(libc, 'int setns(int fd, int nstype)'),
-    if_nametoindex: f(libc, 'uint32_t if_nametoindex(const char *name)'),
-    mount: f(libc, 'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, void *data)'),
-    statfs: f(libc, 'int statfs(const char *path, void *buf)'),
-    sched_setaffinity: f(libc, 'int sched_setaffinity(int pid, size_t size, void *mask)'),
-    sched_getaffinity: f(libc, 'int sched_getaffinity(int pid, size_t size, void *mask)'),
-    gettid: f(libc, 'int gettid(void)'),
-    mmap: f(libc, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
-    munmap: f(libc, 'int munmap(void *addr, size_t len)'),
+    libbpf_num_possible_cpus: f('int libbpf_num_possible_cpus(void)'),
+    libbpf_set_print: f('void *libbpf_set_print(fulcrum_libbpf_print_fn *fn)'),
+    libbpf_strerror: f('int libbpf_strerror(int err, _Out_ char *buf, size_t size)'),
   };
 }
 
-export type Native = ReturnType<typeof declare>;
+export type Native = ReturnType<typeof declare> & Libc;
 
 let native: Native | undefined;
 let loadError: unknown;
@@ -112,17 +107,13 @@ export function lib(): Native {
   if (native) return native;
   if (loadError === undefined) {
     try {
-      native = declare(koffi.load('libbpf.so.1'), koffi.load('libc.so.6'));
+      native = { ...declare(koffi.load('libbpf.so.1')), ...libc() };
       return native;
     } catch (e) {
       loadError = e;
     }
   }
   throw new FeatureMissingError('libbpf', 'libbpf.so.1 cannot be loaded (install the libbpf1 package)', { cause: loadError });
-}
-
-export function errno(): number {
-  return koffi.errno();
 }
 
 /** Address of a Buffer's bytes, for pointer fields inside option structs (the Buffer must stay alive). */
@@ -132,6 +123,11 @@ export function addressOf(buf: Buffer | null | undefined): bigint {
 
 export function register(fn: (level: number, fmt: string, ap: Ptr) => number): bigint {
   return koffi.register(fn, lib().printFnPtr);
+}
+
+/** A ring buffer sample callback (ring_buffer__new); unregister() it once the ring buffer is freed. */
+export function registerSample(fn: (ctx: Ptr, data: Ptr, size: number | bigint) => number): bigint {
+  return koffi.register(fn, lib().sampleFnPtr);
 }
 
 export function unregister(cb: bigint): void {

@@ -12,3 +12,4 @@ export { openPinnedMap, openPinnedProgram, ensurePinDir, ensurePinPath, requireB
 export { mountBpffs, isBpffs, ifIndex, withNetnsSync, pinThreadToCpu, possibleCpus } from './sys.js';
 export { routeLibbpfLog, recentLibbpfLog } from './log.js';
 export { MapType, ProgType, XdpAction, XdpFlags, BtfKind, isPerCpuMapType, mapTypeName, type UpdateMode } from './constants.js';
+export { RingBuffer } from './ringbuf.js';

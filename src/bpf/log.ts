@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { lib, readCString, register, unregister, type Ptr } from './ffi.js';
+import { lib, readCString, register, type Ptr } from './ffi.js';
 
 /**
  * libbpf's diagnostics (libbpf_set_print). libbpf calls the print function with a printf format and
@@ -66,10 +66,3 @@ export function clearLibbpfLog(): void {
   ring.length = 0;
 }
 
-/** Silences libbpf (print function NULL) and releases the callback slot. */
-export function uninstallPrintHook(): void {
-  if (installed === undefined) return;
-  lib().libbpf_set_print(null as unknown as bigint);
-  unregister(installed);
-  installed = undefined;
-}

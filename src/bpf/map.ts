@@ -1,7 +1,8 @@
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { checkInt, failure } from './check.js';
 import { isPerCpuMapType, MapFlag, MapType, mapTypeName, UpdateFlag, type UpdateMode } from './constants.js';
-import { errno, foreignView, lib } from './ffi.js';
+import { foreignView, lib } from './ffi.js';
+import { errno } from './libc.js';
 import { FdHandle } from './fd-handle.js';
 import { possibleCpus } from './sys.js';
 

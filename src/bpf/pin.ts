@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { failure } from './check.js';
-import { errno, lib } from './ffi.js';
+import { lib } from './ffi.js';
+import { errno } from './libc.js';
 import { BpfMap } from './map.js';
 import { BpfProgram } from './program.js';
 import { isBpffs } from './sys.js';

@@ -1,7 +1,8 @@
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import { checkInt, failure } from './check.js';
 import { BPF_FS_MAGIC, CLONE_NEWNET } from './constants.js';
-import { errno, lib } from './ffi.js';
+import { lib } from './ffi.js';
+import { errno } from './libc.js';
 
 let ncpus: number | undefined;
 

@@ -10,6 +10,8 @@ export interface ApiClient {
   server: string;
   token: string | undefined;
   ca: Buffer | undefined;
+  /** --timeout: how long a call may wait for its answer; undefined: the defaults of `call`. */
+  timeoutMs?: number;
 }
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:9180';
@@ -21,9 +23,10 @@ export const CLIENT_OPTIONS = {
   'token-file': { type: 'string' },
   ca: { type: 'string' },
   output: { type: 'string', short: 'o' },
+  timeout: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-export const CLIENT_USAGE = '[--server URL] [--token-file FILE] [--ca FILE] [-o table|json]';
+export const CLIENT_USAGE = '[--server URL] [--token-file FILE] [--ca FILE] [--timeout SECONDS] [-o table|json]';
 
 /** Parses argv with the common client options plus `extra`; errors name the option. */
 export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], extra: O, positionals: number | [number, number]) {
@@ -53,7 +56,9 @@ export function clientFrom(values: Record<string, string | boolean | undefined>,
   }
   const caPath = values.ca as string | undefined;
   const ca = caPath === undefined ? undefined : readFileSync(caPath);
-  return { server: server.replace(/\/$/, ''), token, ca };
+  const timeout = values.timeout as string | undefined;
+  if (timeout !== undefined && !/^\d+(\.\d+)?$/.test(timeout)) throw new FulcrumError('INVALID_REQUEST', `--timeout: "${timeout}" is not a number of seconds`);
+  return { server: server.replace(/\/$/, ''), token, ca, ...(timeout !== undefined ? { timeoutMs: Number(timeout) * 1000 } : {}) };
 }
 
 function readSecret(path: string, what: string): string {
@@ -70,16 +75,27 @@ export interface ApiResponse {
   body: unknown;
 }
 
-/** One API call; an error answer becomes the FulcrumError it describes. */
-export function call(client: ApiClient, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<ApiResponse> {
+/** A read gives up after this long without an answer unless --timeout says otherwise. */
+export const READ_TIMEOUT_MS = 60_000;
+
+/**
+ * One API call; an error answer becomes the FulcrumError it describes. A read (GET) gives up after
+ * READ_TIMEOUT_MS. A change waits for its answer however long the agent takes to apply it (a
+ * 10,000-service apply takes minutes): giving up would tell the operator it failed while the agent
+ * goes on and applies it. TCP keepalive still notices an agent or host that is gone. --timeout
+ * bounds both; a change that times out says it may still be applying.
+ */
+export function call(client: ApiClient, method: string, path: string, body?: unknown): Promise<ApiResponse> {
   const url = new URL(path, client.server + '/');
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   const headers: Record<string, string> = { accept: 'application/json' };
   if (client.token) headers.authorization = `Bearer ${client.token}`;
   if (payload) { headers['content-type'] = 'application/json'; headers['content-length'] = String(payload.length); }
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const change = method !== 'GET';
+  const timeoutMs = client.timeoutMs ?? (change ? 0 : READ_TIMEOUT_MS);
   return new Promise((resolve, reject) => {
-    const req = send(url, { method, headers, timeout: timeoutMs, ...(client.ca ? { ca: client.ca } : {}) }, (res) => {
+    const req = send(url, { method, headers, ...(timeoutMs > 0 ? { timeout: timeoutMs } : {}), ...(client.ca ? { ca: client.ca } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -96,7 +112,10 @@ export function call(client: ApiClient, method: string, path: string, body?: unk
         resolve({ status, headers: res.headers, body: parsed });
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${client.server} within ${timeoutMs / 1000} s`)));
+    req.on('socket', (s) => s.setKeepAlive(true, 10_000));
+    req.on('timeout', () => req.destroy(new Error(change
+      ? `no answer from ${client.server} within ${timeoutMs / 1000} s; the agent may still be applying the change: \`fulcrum status\` shows its revision`
+      : `no answer from ${client.server} within ${timeoutMs / 1000} s`)));
     req.on('error', (e: NodeJS.ErrnoException) =>
       reject(new FulcrumError('INVALID_REQUEST', e.code === 'ECONNREFUSED' ? `cannot reach the agent at ${client.server} (is \`fulcrum agent\` running?)` : `${client.server}: ${e.message}`)));
     req.end(payload);

@@ -1,4 +1,5 @@
 import type { DesiredState, Service } from '../model/schema.js';
+import type { DataplaneExplanation, FlowQuery } from '../dataplane/explain.js';
 
 /**
  * What the agent sees of a dataplane (IPVS or XDP). Each implementation owns its kernel objects,
@@ -24,11 +25,25 @@ export interface Dataplane {
   stats(): Promise<ServiceStats[]>;
   /** Backends being drained (removed from desired, still carrying connections). */
   drains(): DrainStatus[];
+  /** Which backend a flow reaches now and why, from the kernel's tables (`fulcrum explain`); `service` is its desired form. */
+  explain?(flow: FlowQuery, service: Service): Promise<DataplaneExplanation>;
   /** Releases sockets and handles; leaves kernel state in place. */
   close(): Promise<void>;
   /** Removes everything this dataplane owns from the kernel (`fulcrum agent --cleanup`). */
   cleanup(): Promise<void>;
 }
+
+/**
+ * Something a dataplane did or saw that an operator should read (a repaired drift, a pinned map
+ * kept, a background failure). Dataplanes never log: they hand notes to the `Report` the agent
+ * gives them, and the agent logs each once, bound to the dataplane's component.
+ */
+export interface DataplaneNote {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  fields?: Record<string, unknown>;
+}
+export type Report = (note: DataplaneNote) => void;
 
 export interface PlannedStep {
   /** Step kind, e.g. "add-service", "edit-destination". */

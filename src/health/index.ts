@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { z } from 'zod';
+import { canonicalJson } from '../util/json-value.js';
+import { StateFile } from '../util/state-file.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { EventBus } from '../events.js';
@@ -13,9 +14,10 @@ import {
   initialBackendHealth, quorumRule, stepBackend, stepQuorum,
   type BackendHealth, type HealthState, type LastResult, type QuorumRule,
 } from './state.js';
-import { systemClock, type Checker, type CheckerFactory, type CheckOutcome, type Clock } from './types.js';
+import type { CheckerFactory, CheckOutcome } from './types.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
-export type { Checker, CheckerFactory, CheckOutcome, CheckTarget, Clock } from './types.js';
+export type { Checker, CheckerFactory, CheckOutcome, CheckTarget } from './types.js';
 export type { BackendHealth, HealthState } from './state.js';
 
 export interface HealthManagerOptions {
@@ -41,10 +43,12 @@ export interface HealthManagerOptions {
   restoreMaxAgeSeconds?: number;
 }
 
-interface SavedState {
-  savedAt: number;
-  backends: Array<{ service: string; backend: string; probe: string; state: HealthState; since: number }>;
-}
+/** The backends' states kept across restarts (version 1; earlier agents wrote the same data unversioned). */
+const SavedStateSchema = z.object({
+  savedAt: z.number(),
+  backends: z.array(z.object({ service: z.string(), backend: z.string(), probe: z.string(), state: z.enum(['up', 'down']), since: z.number() })),
+});
+type SavedState = z.output<typeof SavedStateSchema>;
 
 export interface BackendStatus {
   address: string;
@@ -89,14 +93,6 @@ interface ServiceEntry {
 
 const backendKey = (b: { address: string; port: number }) => formatEndpoint(b.address, b.port);
 
-/** JSON with sorted keys, so equal definitions give equal keys. */
-function stableJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
-  if (v && typeof v === 'object')
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
-  return JSON.stringify(v) ?? 'null';
-}
-
 /** Where a backend is probed: the health address/port when given, else the backend itself. */
 export function checkTarget(h: Health, b: Pick<Backend, 'address' | 'port'>): { address: string; port: number } {
   return { address: h.address ?? b.address, port: h.port ?? b.port };
@@ -108,7 +104,7 @@ export function checkTarget(h: Health, b: Pick<Backend, 'address' | 'port'>): { 
  */
 export function probeKey(h: Health, b: Pick<Backend, 'address' | 'port'>): string {
   const t = checkTarget(h, b);
-  return `${formatEndpoint(t.address, t.port)} ${h.interval}/${h.timeout}/${h.jitter} ${stableJson(h.check)}`;
+  return `${formatEndpoint(t.address, t.port)} ${h.interval}/${h.timeout}/${h.jitter} ${canonicalJson(h.check)}`;
 }
 
 /**
@@ -129,11 +125,13 @@ export class HealthManager extends EventEmitter {
   private readonly factories: Partial<Record<CheckKind, CheckerFactory>>;
   private changePending = false;
   private changeTimer: unknown;
-  private readonly stateFile: string | undefined;
+  private readonly stateFile: StateFile<typeof SavedStateSchema> | undefined;
   /** Saved states not yet claimed by a backend: "service|backend|probe" -> state. */
   private readonly restored = new Map<string, { state: HealthState; since: number }>();
   private readonly changeDelayMs: number;
   private closed = false;
+  /** The last effective version of each desired service (see effectiveServices). */
+  private readonly effective = new WeakMap<Service, Service>();
   private readonly m: {
     up: Gauge; duration: Histogram; failures: Counter; transitions: Counter; quorum: Gauge; probes: Gauge; inFlight: Gauge;
   };
@@ -145,7 +143,7 @@ export class HealthManager extends EventEmitter {
     this.events = opts.events;
     this.factories = opts.checkers ?? {};
     this.changeDelayMs = opts.changeDelayMs ?? 20;
-    this.stateFile = opts.stateFile;
+    this.stateFile = opts.stateFile === undefined ? undefined : new StateFile(opts.stateFile, 1, SavedStateSchema, 'health state file', (doc) => doc);
     if (this.stateFile) this.loadState(this.stateFile, (opts.restoreMaxAgeSeconds ?? 300) * 1000);
     this.scheduler = new ProbeScheduler(this.clock, (key, outcome, latency) => this.onResult(key, outcome, latency), opts.random, opts.maxInFlight);
     const reg = opts.metrics;
@@ -215,32 +213,43 @@ export class HealthManager extends EventEmitter {
   }
 
   /**
-   * The desired state with health applied (pure: reads the current health, changes nothing).
+   * The desired state with health applied (reads the current health, changes no health state).
    * A down backend gets weight 0 (inhibitOnFailure, the default) or is removed; a service below
    * quorum with a sorry server has the sorry server as its only backend. A backend the manager has
-   * not seen yet counts as in its initialState. Services without health are returned unchanged.
+   * not seen yet counts as in its initialState. Services without health are returned unchanged; a
+   * service whose effective backends did not change since the last call comes back as the same
+   * object, so a dataplane tells a no-op reconcile by identity without comparing backend lists.
    */
   effectiveServices(services: readonly Service[]): Service[] {
     return services.map((svc) => {
-      const h = svc.health;
-      if (!h) return svc;
-      const entry = this.services.get(svc.name);
-      const stateOf = (b: Backend): HealthState => entry?.backends.get(backendKey(b))?.health.state ?? h.initialState;
-      const healthy = svc.backends.filter((b) => stateOf(b) === 'up');
-      const rule = quorumRule(h);
-      if (rule && h.sorryServer) {
-        const weight = healthy.reduce((sum, b) => sum + b.weight, 0);
-        const held = entry?.quorumHeld ?? stepQuorum(undefined, weight, rule);
-        if (!held) {
-          const sorry: Backend = { address: h.sorryServer.address, port: h.sorryServer.port ?? svc.port ?? 0, weight: 1, upperThreshold: 0, lowerThreshold: 0 };
-          return { ...svc, backends: [sorry] };
-        }
-      }
-      const backends = h.inhibitOnFailure
-        ? svc.backends.map((b) => (stateOf(b) === 'up' || b.weight === 0 ? b : { ...b, weight: 0 }))
-        : healthy;
-      return { ...svc, backends };
+      const next = this.effectiveService(svc);
+      if (next === svc) return svc;
+      const last = this.effective.get(svc);
+      if (last && sameBackends(last.backends, next.backends)) return last;
+      this.effective.set(svc, next);
+      return next;
     });
+  }
+
+  private effectiveService(svc: Service): Service {
+    const h = svc.health;
+    if (!h) return svc;
+    const entry = this.services.get(svc.name);
+    const stateOf = (b: Backend): HealthState => entry?.backends.get(backendKey(b))?.health.state ?? h.initialState;
+    const healthy = svc.backends.filter((b) => stateOf(b) === 'up');
+    const rule = quorumRule(h);
+    if (rule && h.sorryServer) {
+      const weight = healthy.reduce((sum, b) => sum + b.weight, 0);
+      const held = entry?.quorumHeld ?? stepQuorum(undefined, weight, rule);
+      if (!held) {
+        const sorry: Backend = { address: h.sorryServer.address, port: h.sorryServer.port ?? svc.port ?? 0, weight: 1, upperThreshold: 0, lowerThreshold: 0 };
+        return { ...svc, backends: [sorry] };
+      }
+    }
+    const backends = h.inhibitOnFailure
+      ? svc.backends.map((b) => (stateOf(b) === 'up' || b.weight === 0 ? b : { ...b, weight: 0 }))
+      : healthy;
+    return { ...svc, backends };
   }
 
   status(): ServiceHealthStatus[] {
@@ -369,20 +378,22 @@ export class HealthManager extends EventEmitter {
     this.scheduleChange();
   }
 
-  private loadState(path: string, maxAgeMs: number): void {
-    let saved: SavedState;
+  private loadState(file: StateFile<typeof SavedStateSchema>, maxAgeMs: number): void {
+    const path = file.path;
+    let saved: SavedState | undefined;
     try {
-      saved = JSON.parse(readFileSync(path, 'utf8')) as SavedState;
+      saved = file.load();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err: e, path }, 'health state file unreadable; starting from initialState');
+      this.log.warn({ err: e, path }, 'health state file unreadable; starting from initialState');
       return;
     }
+    if (!saved) return;
     const age = this.clock.wallNow() - saved.savedAt;
-    if (!(age >= 0 && age <= maxAgeMs) || !Array.isArray(saved.backends)) {
+    if (!(age >= 0 && age <= maxAgeMs)) {
       this.log.info({ path, ageSeconds: Math.round(age / 1000) }, 'health state file too old; starting from initialState');
       return;
     }
-    for (const b of saved.backends) if (b.state === 'up' || b.state === 'down') this.restored.set(`${b.service}|${b.backend}|${b.probe}`, { state: b.state, since: b.since });
+    for (const b of saved.backends) this.restored.set(`${b.service}|${b.backend}|${b.probe}`, { state: b.state, since: b.since });
   }
 
   private saveState(): void {
@@ -393,9 +404,9 @@ export class HealthManager extends EventEmitter {
         // A backend still warming up from its initialState has nothing worth keeping.
         if (b.health.checked) data.backends.push({ service: b.service, backend: b.key, probe: b.probeKey, state: b.health.state, since: b.health.since });
     try {
-      writeFileAtomic(this.stateFile, JSON.stringify(data));
+      this.stateFile.save(data);
     } catch (e) {
-      this.log.error({ err: e, path: this.stateFile }, 'cannot save the health state');
+      this.log.error({ err: e, path: this.stateFile.path }, 'cannot save the health state');
     }
   }
 
@@ -411,4 +422,16 @@ export class HealthManager extends EventEmitter {
       this.emit('change');
     }, this.changeDelayMs);
   }
+}
+
+/** Same backends in the same order: the same objects, or copies differing in nothing. */
+function sameBackends(a: readonly Backend[], b: readonly Backend[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    if (x === y) continue;
+    const keys = Object.keys(x) as Array<keyof Backend>;
+    if (keys.length !== Object.keys(y).length || keys.some((k) => x[k] !== y[k])) return false;
+  }
+  return true;
 }

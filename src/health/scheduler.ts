@@ -1,4 +1,5 @@
-import type { Checker, CheckOutcome, CheckTarget, Clock, TimerHandle } from './types.js';
+import type { Checker, CheckOutcome, CheckTarget } from './types.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
 
 /**
  * Runs probes on their intervals. Each probe starts at a random point of its first interval and
@@ -113,7 +114,7 @@ export class ProbeScheduler {
   }
 }
 
-export function formatSeconds(ms: number): string {
+function formatSeconds(ms: number): string {
   const s = ms / 1000;
   return `${Number.isInteger(s) ? s : s.toFixed(s < 1 ? 3 : 1).replace(/0+$/, '')}s`;
 }

@@ -1,4 +1,5 @@
 import type { Health } from '../model/health.js';
+import { stepRiseFall, type RiseFallRule } from '../util/rise-fall.js';
 import type { CheckOutcome } from './types.js';
 
 /**
@@ -35,12 +36,9 @@ export function initialBackendHealth(initialState: HealthState, at: number): Bac
 }
 
 /** Applies one result: a down backend rises after `rise` consecutive passes, an up one falls after `fall` consecutive failures. */
-export function stepBackend(b: BackendHealth, t: { rise: number; fall: number }, result: LastResult): { next: BackendHealth; changed: boolean } {
-  const successes = result.up ? b.successes + 1 : 0;
-  const failures = result.up ? 0 : b.failures + 1;
-  let state = b.state;
-  if (b.state === 'down' && successes >= t.rise) state = 'up';
-  else if (b.state === 'up' && failures >= t.fall) state = 'down';
+export function stepBackend(b: BackendHealth, t: RiseFallRule, result: LastResult): { next: BackendHealth; changed: boolean } {
+  const { passing, successes, failures } = stepRiseFall({ passing: b.state === 'up', successes: b.successes, failures: b.failures }, t, result.up);
+  const state: HealthState = passing ? 'up' : 'down';
   const changed = state !== b.state;
   return { next: { state, successes, failures, since: changed ? result.at : b.since, checked: true, last: result }, changed };
 }

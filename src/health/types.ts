@@ -29,28 +29,6 @@ export interface Checker {
 
 export type CheckerFactory = (check: HealthCheck, timeoutMs: number) => Checker;
 
-/** Time and timers, injected so the state machines and the scheduler can be stepped in tests. */
-export interface Clock {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  /** Milliseconds since the epoch, for the times shown to people. */
-  wallNow(): number;
-  setTimer(fn: () => void, ms: number): TimerHandle;
-  clearTimer(handle: TimerHandle): void;
-}
-export type TimerHandle = unknown;
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  wallNow: () => Date.now(),
-  setTimer: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    // Health timers never keep the process alive on their own; close() ends them.
-    t.unref();
-    return t;
-  },
-  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export const up = (reason = 'ok'): CheckOutcome => ({ up: true, reason, code: 'ok' });
 export const down = (reason: string, code: string): CheckOutcome => ({ up: false, reason, code });

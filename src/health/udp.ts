@@ -1,5 +1,5 @@
-import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { udpSocket, type UdpSocket } from '../net/index.js';
 import type { CheckTarget, CheckOutcome } from './types.js';
 import { errorOutcome } from './types.js';
 
@@ -15,7 +15,7 @@ export function udpExchange(
   onReply: (msg: Buffer) => CheckOutcome | undefined,
 ): Promise<CheckOutcome> {
   return new Promise((resolve) => {
-    let sock: Socket | undefined;
+    let sock: UdpSocket | undefined;
     let settled = false;
     const done = (o: CheckOutcome) => {
       if (settled) return;
@@ -27,7 +27,7 @@ export function udpExchange(
     const onAbort = () => done(errorOutcome('udp', { code: 'aborted' }));
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
-    sock = createSocket(isIPv6(target.address) ? 'udp6' : 'udp4');
+    sock = udpSocket(isIPv6(target.address) ? 'inet6' : 'inet');
     sock.on('error', (e) => done(errorOutcome('udp', e)));
     // A reply that does not belong to this exchange (onReply returns undefined) is ignored.
     sock.on('message', (msg) => { const o = onReply(msg); if (o) done(o); });

@@ -2,7 +2,7 @@
  * The IPVS generic-netlink codec (family "IPVS", include/uapi/linux/ip_vs.h), pure and table-driven.
  * `encode(msg)` / `decode(buf)` work on wire messages (IpvsWireMessage): kernel attribute values,
  * addresses as their 16-byte union, ports as numbers sent in network order. Public types
- * (types.ts) are converted in convert.ts.
+ * (types.ts) are converted in wire-messages.ts.
  *
  * Attribute order inside each table follows what ipvsadm 1.31 sends (golden bytes in
  * test/unit/fixtures/ipvsadm-golden.json), not the id order: the kernel does not care, the golden
@@ -10,7 +10,7 @@
  */
 import {
   type AttrObject, type AttrTable, type FlagsValue, type NlMessage,
-  attrsSize, decodeAttrs, encodeAttrs, encodeGenl, parseGenl, writeAttrs,
+  attrsSize, decodeAttrs, parseGenl, writeAttrs,
   GENL_HDRLEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 } from './netlink-wire.js';
 
@@ -75,7 +75,7 @@ export const SVC_TABLE: AttrTable = [
   { id: 7, key: 'flags', type: 'flags' },
   { id: 8, key: 'timeout', type: 'u32' },
   // IPv4: the mask as __be32; IPv6: the prefix length as a host-order u32 (ip_vs_ctl.c reads both
-  // with nla_get_be32). Kept as raw host-order u32 here; convert.ts handles the family difference.
+  // with nla_get_be32). Kept as raw host-order u32 here; wire-messages.ts handles the family difference.
   { id: 9, key: 'netmask', type: 'u32' },
   { id: 10, key: 'stats', type: 'nested', table: STATS32 },
   { id: 12, key: 'stats64', type: 'nested', table: STATS64 },
@@ -179,12 +179,6 @@ export interface DecodeOptions {
 
 function attrsTable(cmd: IpvsCmd): AttrTable {
   return cmd === 'SET_INFO' ? INFO_TABLE : CMD_TABLE;
-}
-
-/** Genl header + attributes: the payload after the netlink header. */
-export function encodePayload(msg: IpvsWireMessage): Buffer {
-  const body = msg.cmd === 'SET_INFO' ? (msg.info ?? {}) : msg.attrs;
-  return encodeGenl({ cmd: IPVS_CMD[msg.cmd], version: msg.version ?? IPVS_GENL_VERSION }, encodeAttrs(attrsTable(msg.cmd), body as AttrObject));
 }
 
 export function decodePayload(payload: Buffer, opts: DecodeOptions = {}): IpvsWireMessage {

@@ -1,21 +1,25 @@
-import type { Logger } from '../log.js';
-import type { Dataplane } from '../dataplane/types.js';
+import type { Dataplane, Report } from '../dataplane/types.js';
 import type { IpvsClient } from './types.js';
-import { openIpvsClient } from './open-client.js';
+import { openIpvsClient } from './client.js';
 import { IpvsReconciler } from './reconciler.js';
 import { IpvsSyncDaemons, type SysctlPort } from './sync.js';
 import type { IpvsSync } from '../model/ipvs.js';
+import { explainIpvs } from './explain.js';
+import { procConnections, type ConnectionSource } from './explain-conn.js';
 
 export interface IpvsDataplaneOptions {
   /** Where ownership records live (crash-safe files). */
   stateDir: string;
-  logger: Logger;
+  /** Where notes for the operator go; the agent logs them. */
+  report: Report;
   /** Delete a draining backend after this many seconds even if it still has connections. Default 300. */
   drainTimeoutSeconds?: number;
   /** How often draining backends are checked for idleness, in seconds. Default 5. */
   drainPollSeconds?: number;
   /** The net.ipv4.vs sysctls (the agent's netns /proc/sys by default). */
   sysctls?: SysctlPort;
+  /** The kernel's connection table as text (/proc/net/ip_vs_conn of the agent's netns by default). */
+  connections?: ConnectionSource;
 }
 
 /**
@@ -23,19 +27,17 @@ export interface IpvsDataplaneOptions {
  * Draining backends are polled on an unref'd timer until idle or past their deadline.
  */
 export async function createIpvsDataplane(options: IpvsDataplaneOptions): Promise<Dataplane> {
-  const client = await openIpvsClient();
-  return wrapReconciler(client, options);
+  return ipvsDataplaneOver(await openIpvsClient(), options);
 }
 
-/** The dataplane over a given client (the factory above passes the real one). */
-export function wrapReconciler(client: IpvsClient, options: IpvsDataplaneOptions): Dataplane {
-  const log = options.logger.child({ component: 'ipvs' });
+/** The IPVS dataplane over a client: the kernel's (createIpvsDataplane) or a fake. It closes the client. */
+export function ipvsDataplaneOver(client: IpvsClient, options: IpvsDataplaneOptions): Dataplane {
   const reconciler = new IpvsReconciler({
-    client, stateDir: options.stateDir, logger: log,
+    client, stateDir: options.stateDir, report: options.report,
     drainTimeoutMs: (options.drainTimeoutSeconds ?? 300) * 1000,
   });
   const timer = setInterval(() => {
-    reconciler.pollDrains().catch((e: unknown) => log.error({ err: e }, 'draining backends failed'));
+    reconciler.pollDrains().catch((e: unknown) => options.report({ level: 'error', fields: { err: e }, message: 'draining backends failed' }));
   }, (options.drainPollSeconds ?? 5) * 1000);
   timer.unref();
   const syncDaemons = new IpvsSyncDaemons(client, options.stateDir, options.sysctls);
@@ -51,6 +53,7 @@ export function wrapReconciler(client: IpvsClient, options: IpvsDataplaneOptions
     status: () => ({ sync: syncDaemons.status() }),
     stats: () => reconciler.stats(),
     drains: () => reconciler.drains(),
+    explain: (flow, service) => explainIpvs(client, flow, options.connections ?? procConnections, service.backends),
     cleanup: async () => {
       await syncDaemons.cleanup();
       await reconciler.cleanup();

@@ -1,6 +1,6 @@
 import { ipToBytes } from '../model/net.js';
 import type { IpvsDest, IpvsForward, IpvsInfo, IpvsService } from './types.js';
-import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from './convert.js';
+import { IP_VS_SVC_F } from './codec.js';
 
 /**
  * `ipvsadm -Ln` text for a table read through the IpvsClient, byte for byte (ipvsadm 1.31:
@@ -62,7 +62,7 @@ function endpoint(address: string, port: number): string {
 function schedFlags(sched: string, flags: number): string {
   const names =
     sched === 'sh' ? ['sh-fallback', 'sh-port', 'flag-3'] : sched === 'mh' ? ['mh-fallback', 'mh-port', 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
-  return [SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3].flatMap((f, i) => ((flags & f) !== 0 ? [names[i]!] : [])).join(',');
+  return [IP_VS_SVC_F.SCHED1, IP_VS_SVC_F.SCHED2, IP_VS_SVC_F.SCHED3].flatMap((f, i) => ((flags & f) !== 0 ? [names[i]!] : [])).join(',');
 }
 
 function ipv4MaskText(mask: number): string {
@@ -93,14 +93,14 @@ export function formatIpvsadmList(info: IpvsInfo, table: readonly ListedService[
       if (!v6) name = name.slice(0, 33);
     }
     out += `${name} ${se.scheduler}`;
-    if (se.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) out += ` (${schedFlags(se.scheduler, se.flags)})`;
-    if (se.flags & SVC_F_PERSISTENT) {
+    if (se.flags & (IP_VS_SVC_F.SCHED1 | IP_VS_SVC_F.SCHED2 | IP_VS_SVC_F.SCHED3)) out += ` (${schedFlags(se.scheduler, se.flags)})`;
+    if (se.flags & IP_VS_SVC_F.PERSISTENT) {
       out += ` persistent ${se.timeout}`;
       if (!v6 && se.netmask >>> 0 !== 0xffffffff) out += ` mask ${ipv4MaskText(se.netmask)}`;
       if (v6 && se.netmask !== 128) out += ` mask ${se.netmask}`;
       if (se.pe) out += ` pe ${se.pe}`;
     }
-    if (se.flags & SVC_F_ONEPACKET) out += ' ops';
+    if (se.flags & IP_VS_SVC_F.ONEPACKET) out += ' ops';
     out += '\n';
     for (const d of [...dests].sort(destCmp)) {
       let dname = endpoint(d.address, d.port);

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { FulcrumError } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
-import type { DrainRecord } from './plan.js';
+import { StateFile } from '../util/state-file.js';
+import { drainId, type DrainRecord } from './plan.js';
 
 /**
  * Durable record of the IPVS services Fulcrum owns (by kernel key) and of the backends it is
@@ -15,37 +16,54 @@ export interface OwnershipState {
   drains: Map<string, DrainRecord>;
 }
 
-interface FileV1 {
-  version: 1;
-  owned: string[];
-  drains: DrainRecord[];
-}
+const DrainRecordSchema = z.object({
+  key: z.string(), dest: z.string(), service: z.string(), startedAt: z.number(), deadline: z.number(),
+}).strict();
+const OwnershipSchema = z.object({ owned: z.array(z.string()), drains: z.array(DrainRecordSchema) }).strict();
+/**
+ * Version 1 had no state-file envelope: `{ version: 1, owned, drains }`. Agents before version 2
+ * wrote it; it is still read, and the next save rewrites it as version 2.
+ */
+const VersionOneSchema = OwnershipSchema.extend({ version: z.literal(1) }).strict();
+const VERSION = 2;
+const WHAT = 'IPVS ownership record';
 
 export class OwnershipStore {
-  readonly path: string;
+  private readonly file: StateFile<typeof OwnershipSchema>;
 
   constructor(stateDir: string) {
-    this.path = join(stateDir, 'ipvs-owned.json');
+    this.file = new StateFile(join(stateDir, 'ipvs-owned.json'), VERSION, OwnershipSchema, WHAT);
+  }
+
+  get path(): string {
+    return this.file.path;
   }
 
   load(): OwnershipState {
-    if (!existsSync(this.path)) return { owned: new Set(), drains: new Map() };
-    let data: FileV1;
-    try {
-      data = JSON.parse(readFileSync(this.path, 'utf8')) as FileV1;
-    } catch (e) {
-      throw new FulcrumError('STORE_ERROR', `cannot read IPVS ownership record ${this.path}: ${(e as Error).message}`, { cause: e });
-    }
-    if (data?.version !== 1 || !Array.isArray(data.owned) || !Array.isArray(data.drains))
-      throw new FulcrumError('STORE_ERROR', `IPVS ownership record ${this.path} has an unknown format (version ${String(data?.version)})`);
+    const data = this.loadVersionOne() ?? this.file.load() ?? { owned: [], drains: [] };
     return {
       owned: new Set(data.owned),
-      drains: new Map(data.drains.map((d) => [`${d.key} ${d.dest}`, d])),
+      drains: new Map(data.drains.map((d) => [drainId(d.key, d.dest), d])),
     };
   }
 
   save(state: OwnershipState): void {
-    const body: FileV1 = { version: 1, owned: [...state.owned].sort(), drains: [...state.drains.values()] };
-    writeFileAtomic(this.path, JSON.stringify(body, null, 1) + '\n');
+    this.file.save({ owned: [...state.owned].sort(), drains: [...state.drains.values()] });
+  }
+
+  /** The record when the file holds version 1; undefined for anything else (the state file reads it). */
+  private loadVersionOne(): z.output<typeof OwnershipSchema> | undefined {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(readFileSync(this.path, 'utf8'));
+    } catch {
+      return undefined; // missing or unreadable: the state file says which
+    }
+    if ((doc as { version?: unknown } | null)?.version !== 1) return undefined;
+    const parsed = VersionOneSchema.safeParse(doc);
+    if (!parsed.success)
+      throw new FulcrumError('STORE_ERROR', `the ${WHAT} ${this.path} (version 1) is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    const { version: _, ...data } = parsed.data;
+    return data;
   }
 }

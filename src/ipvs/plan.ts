@@ -3,7 +3,7 @@ import type { IpvsDestSpec, IpvsServiceKey, IpvsServiceSpec } from './types.js';
 import {
   comparableService, destId, destSpecOnly, keyString, sameDest, sameService, serviceSpecOnly,
   type DesiredIpvsService,
-} from './convert.js';
+} from './model-specs.js';
 
 /**
  * The IPVS planner: `plan(desired, observed, owned)` -> the steps that bring the kernel from

@@ -1,12 +1,13 @@
-import type { Logger } from '../log.js';
 import type { Service } from '../model/schema.js';
-import type { Counters, Dataplane, DrainStatus, ReconcileResult, ServiceStats } from '../dataplane/types.js';
+import type { Counters, Dataplane, DrainStatus, ReconcileResult, Report, ServiceStats } from '../dataplane/types.js';
 import type { IpvsClient, IpvsDest, IpvsServiceKey, IpvsStats } from './types.js';
-import { desiredOf, destId, keyString, serviceSpecOnly, destSpecOnly, type DesiredIpvsService } from './convert.js';
+import { desiredOf, destId, keyString, serviceSpecOnly, destSpecOnly, type DesiredIpvsService } from './model-specs.js';
 import { applyToObserved, applyToObservedInPlace, drainId, foreignKeys, plan, type DrainRecord, type ObservedIpvsService, type Step } from './plan.js';
-import { applySteps } from './apply.js';
+import { applySteps } from './executor.js';
 import { OwnershipStore } from './ownership.js';
 import { listDestinationsOf } from './read.js';
+import { SerialQueue } from '../util/serial-queue.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 /**
  * The IPVS dataplane over an IpvsClient: observe, plan, apply, remember.
@@ -20,15 +21,16 @@ import { listDestinationsOf } from './read.js';
 export interface IpvsReconcilerOptions {
   client: IpvsClient;
   stateDir: string;
-  logger: Logger;
+  /** Where notes for the operator go (kernel services left alone); the agent logs them. */
+  report?: Report;
   /** Drain removed backends (weight 0, delete when idle). Default true. */
   drain?: boolean;
   /** Delete a draining backend after this long even if it still has connections. Default 300 s. */
   drainTimeoutMs?: number;
   /** A full kernel read at least this often. Default 30 s. */
   resyncIntervalMs?: number;
-  /** Milliseconds since the epoch (injected in tests). */
-  now?: () => number;
+  /** Drain start times and deadlines are read from its wall time. */
+  clock?: Clock;
 }
 
 export interface IpvsReconcileResult extends ReconcileResult {
@@ -53,11 +55,11 @@ const READ_WINDOW = 512;
 export class IpvsReconciler implements Dataplane {
   readonly name = 'ipvs' as const;
   private readonly client: IpvsClient;
-  private readonly log: Logger;
+  private readonly report: Report;
   private readonly store: OwnershipStore;
   private readonly owned: Set<string>;
   private readonly drainRecords: Map<string, DrainRecord>;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly drainTimeoutMs: number;
   private readonly resyncMs: number;
   private readonly drainEnabled: boolean;
@@ -68,16 +70,16 @@ export class IpvsReconciler implements Dataplane {
   private lastInput: readonly Service[] | undefined;
   private readonly converted = new WeakMap<Service, DesiredEntry>();
   private lastForeign = '';
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(options: IpvsReconcilerOptions) {
     this.client = options.client;
-    this.log = options.logger;
+    this.report = options.report ?? (() => undefined);
     this.store = new OwnershipStore(options.stateDir);
     const state = this.store.load();
     this.owned = state.owned;
     this.drainRecords = state.drains;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     this.resyncMs = options.resyncIntervalMs ?? DEFAULT_RESYNC_MS;
     this.drainEnabled = options.drain ?? true;
@@ -136,7 +138,7 @@ export class IpvsReconciler implements Dataplane {
   }
 
   async close(): Promise<void> {
-    await this.queue.catch(() => undefined);
+    await this.queue.idle();
     await this.client.close();
   }
 
@@ -160,9 +162,7 @@ export class IpvsReconciler implements Dataplane {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(fn);
   }
 
   /**
@@ -208,7 +208,7 @@ export class IpvsReconciler implements Dataplane {
   }
 
   private async run(input: readonly Service[], opts: { dryRun: boolean; scope?: Set<string>; forceFull?: boolean }): Promise<IpvsReconcileResult> {
-    const now = this.now();
+    const now = this.clock.wallNow();
     const { desired, changed } = this.desiredMap(input);
     const unchanged = this.lastInput !== undefined && changed.size === 0;
     const full = opts.scope === undefined &&
@@ -248,7 +248,6 @@ export class IpvsReconciler implements Dataplane {
     this.observed = observed;
 
     // An owned key with no kernel service and no desire is a leftover of a crash or of an external delete.
-    const inScope = (k: string) => scope === undefined || scope.has(k);
     let dirty = false;
     for (const k of scope ? [...scope] : [...this.owned]) {
       if (this.owned.has(k) && !observed.has(k) && !desired.has(k) && !opts.dryRun) { this.owned.delete(k); dirty = true; }
@@ -268,7 +267,7 @@ export class IpvsReconciler implements Dataplane {
     const foreign = full ? foreignKeys(observed, this.owned) : [];
     if (full && foreign.join(',') !== this.lastForeign) {
       this.lastForeign = foreign.join(',');
-      if (foreign.length > 0) this.log.info({ foreign }, `leaving ${foreign.length} IPVS service(s) alone that Fulcrum does not own`);
+      if (foreign.length > 0) this.report({ level: 'info', fields: { foreign }, message: `leaving ${foreign.length} IPVS service(s) alone that Fulcrum does not own` });
     }
     const drift = steps
       .filter((s) => {
@@ -310,13 +309,11 @@ export class IpvsReconciler implements Dataplane {
     this.observed = applyToObservedInPlace(observed, steps);
     // A plan from a full read, applied without error, is exactly the kernel now (a long apply
     // must not make the next small change re-read everything).
-    if (full) this.lastFullRead = this.now();
+    if (full) this.lastFullRead = this.clock.wallNow();
     dirty = false;
     for (const s of steps) if (s.kind === 'delete-service' && this.owned.delete(s.keyText)) dirty = true;
     if (this.trackDrains(desired, scope, now)) dirty = true;
     if (dirty) this.save();
-    if (drift.length > 0) this.log.warn({ drift }, `repaired ${drift.length} IPVS change(s) made outside Fulcrum`);
-    if (steps.length > 0) this.log.info({ steps: steps.length }, 'IPVS reconciled');
 
     if (opts.scope === undefined) {
       this.lastDesired = desired;

@@ -4,7 +4,7 @@ import { FulcrumError } from '../errors.js';
 import type { PlannedStep } from '../dataplane/types.js';
 import type { IpvsSync } from '../model/ipvs.js';
 import { StateFile } from '../util/state-file.js';
-import { readSysctl, writeSysctl } from '../util/sysctl.js';
+import { readSysctl, writeSysctl } from '../net/sysctl.js';
 import type { IpvsClient, IpvsSyncDaemon } from './types.js';
 
 /**
@@ -62,13 +62,23 @@ export function desiredDaemons(sync: IpvsSync | undefined): IpvsSyncDaemon[] {
 
 /**
  * The sysctls sync needs: protocol version 1 (it carries timeouts, IPv6 and firewall marks;
- * keepalived's peers speak it), the refresh period that keeps quiet connections alive on the
- * peers, and the retries of a refresh.
+ * keepalived's peers speak it), the refresh period, the retries of a refresh, and
+ * sync_threshold. The kernel (ip_vs_sync_conn_needed) syncs a connection only when its packet
+ * count modulo sync_period (the threshold's second value, default 50) equals the threshold;
+ * sync_refresh_period only holds syncs back. So with "3 50" a connection that sends one packet
+ * every 30 s is synced at its 3rd packet and then some 25 minutes later, and its entry expires on
+ * the peers long before. Period 0 with a refresh period makes every packet a candidate, held
+ * back until refreshPeriod has passed since the last sync: each connection is synced at most once
+ * per refreshPeriod, quiet or busy. With refreshPeriod 0 the kernel's "3 50" is kept.
  */
 export function desiredSysctls(sync: IpvsSync | undefined): Array<[string, string]> {
   if (!sync) return [];
-  return [['sync_version', '1'], ['sync_refresh_period', String(sync.refreshPeriod)], ['sync_retries', String(sync.retries)]];
+  return [['sync_version', '1'], ['sync_refresh_period', String(sync.refreshPeriod)], ['sync_retries', String(sync.retries)],
+    ['sync_threshold', sync.refreshPeriod > 0 ? '3 0' : '3 50']];
 }
+
+/** A sysctl value as written here: /proc prints a vector (sync_threshold) tab-separated. */
+const sysctlValue = (v: string | undefined) => v?.split(/\s+/).join(' ');
 
 /** The running daemon is the wanted one (parameters left out compare with the kernel's defaults). */
 export function sameDaemon(want: IpvsSyncDaemon, have: IpvsSyncDaemon): boolean {
@@ -91,7 +101,8 @@ const daemonText = (d: IpvsSyncDaemon) =>
 /**
  * Pure: the steps from what runs to what the section asks for. A daemon Fulcrum did not start
  * (keepalived's, an operator's `ipvsadm --start-daemon`) is never stopped; when it is in the way
- * of the wanted one the plan has a conflict instead of steps for it.
+ * of the wanted one the plan has a conflict instead of steps for it. `sysctl` gives values as
+ * observe() keeps them (vectors space-separated).
  */
 export function planSync(sync: IpvsSync | undefined, running: readonly IpvsSyncDaemon[], owned: ReadonlySet<DaemonState>, sysctl: (name: string) => string | undefined): { steps: SyncStep[]; conflicts: string[] } {
   const steps: SyncStep[] = [];
@@ -155,7 +166,7 @@ export class IpvsSyncDaemons {
   /** Reads the running daemons and the named sysctls, and keeps them for status(). */
   private async observe(names: readonly string[]): Promise<{ running: IpvsSyncDaemon[]; sysctls: Record<string, string | undefined> }> {
     const running = await this.client.listDaemons();
-    const sysctls = Object.fromEntries(names.map((n) => [n, this.sysctls.read(n)]));
+    const sysctls = Object.fromEntries(names.map((n) => [n, sysctlValue(this.sysctls.read(n))]));
     this.last = { daemons: running.map((d) => ({ ...d, owned: this.owned.has(d.state) })), sysctls };
     return { running, sysctls };
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isAbsolute } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { inShapeOrder } from './order.js';
-import { IpAddress as Address, Port } from './primitives.js';
+import { IpAddress, Port } from './primitives.js';
 
 /**
  * The `health` section of a service: how its backends are checked and what a failure does.
@@ -11,6 +11,12 @@ import { IpAddress as Address, Port } from './primitives.js';
  */
 
 const Seconds = (max: number) => z.number().positive().max(max);
+
+/** A JavaScript regular expression that a reply must match. */
+const Pattern = z
+  .string()
+  .max(1024)
+  .refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' });
 
 /** "200", 200, or an inclusive range "200-299". */
 const StatusItem = z.union([
@@ -28,11 +34,7 @@ const httpShape = {
   /** Accepted status codes; a response outside the set is a failure ("HTTP 503"). */
   status: z.array(StatusItem).min(1).default([200]),
   /** The first 64 KiB of the body must match this regular expression. */
-  bodyRegex: z
-    .string()
-    .max(1024)
-    .refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' })
-    .optional(),
+  bodyRegex: Pattern.optional(),
   /** Hex digest of the whole body (at most 64 KiB), as keepalived's `digest` (md5) or sha256. */
   bodyDigest: z
     .object({ algorithm: z.enum(['md5', 'sha256']).default('sha256'), hex: z.string().regex(/^[0-9a-fA-F]+$/, 'must be hexadecimal').transform((s) => s.toLowerCase()) })
@@ -66,11 +68,7 @@ const UdpCheck = z
     payload: z.string().max(1400).optional(),
     payloadHex: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'must be hexadecimal bytes').max(2800).optional(),
     /** The reply (read as latin1) must match this regular expression; any reply passes without it. */
-    expect: z
-      .string()
-      .max(1024)
-      .refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' })
-      .optional(),
+    expect: Pattern.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -112,7 +110,7 @@ export const QuorumSchema = z
 
 export const SorryServerSchema = z
   .object({
-    address: Address,
+    address: IpAddress,
     /** Defaults to the service port. */
     port: Port.optional(),
   })
@@ -131,7 +129,7 @@ const healthShape = {
     /** Consecutive failures that take an up backend down. */
     fall: z.number().int().min(1).max(100).default(3),
     /** Check this address instead of the backend's (e.g. a management address). */
-    address: Address.optional(),
+    address: IpAddress.optional(),
     /** Check this port instead of the backend's. */
     port: Port.optional(),
     /** State of a backend before its first checks: down = it takes no traffic until it has passed `rise` checks. */

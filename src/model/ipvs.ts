@@ -29,8 +29,8 @@ export const IpvsSyncSchema = z
     maxLength: z.number().int().min(256).max(65507).optional(),
     /**
      * Seconds after which an established connection is synced again on its next packet (sysctl
-     * sync_refresh_period; 0: only on state changes and every sync_threshold packets, the kernel's
-     * default, which lets a quiet connection expire on the peers).
+     * sync_refresh_period, with sync_threshold "3 0"; 0: the kernel's "3 50", only on state
+     * changes and every 50 packets, which lets a quiet connection expire on the peers).
      */
     refreshPeriod: z.number().int().min(0).max(86400).default(10),
     /** Times a refreshed sync is resent when no packet follows (sysctl sync_retries, 0-3). */

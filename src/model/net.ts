@@ -56,6 +56,11 @@ export function bytesToMac(bytes: Uint8Array): string {
   return Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
+/** The 6 bytes of a MAC address text (aa:bb:cc:dd:ee:ff, as the model checks it). */
+export function macToBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
 /** Canonical text of an address, so that equal addresses compare equal as strings. */
 export function canonicalIp(address: string): string {
   return familyOf(address) === 'inet6' ? bytesToIp(ipToBytes(address)) : address;
@@ -64,6 +69,11 @@ export function canonicalIp(address: string): string {
 /** "10.0.0.1:80" or "[2001:db8::1]:80". */
 export function formatEndpoint(address: string, port: number): string {
   return familyOf(address) === 'inet6' ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Whether two endpoints (canonical addresses) are the same address and port. */
+export function sameEndpoint(a: { address: string; port: number }, b: { address: string; port: number }): boolean {
+  return a.address === b.address && a.port === b.port;
 }
 
 /** Parses "10.0.0.1:80" or "[2001:db8::1]:80" (or "2001:db8::1:80" is refused as ambiguous). */

@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import { canonicalIp, familyOf, ipv4MaskToPrefix, type Family } from './net.js';
+import { familyOf, ipv4MaskToPrefix, type Family } from './net.js';
 import { HealthSchema, refineHealthForService } from './health.js';
-import { VrrpInstancesSchema, type VrrpInstance } from './vrrp.js';
+import { checkVrrpInstances, VrrpInstanceSchema, type VrrpInstance } from './vrrp.js';
 import { XdpSettingsSchema } from './xdp.js';
 import { IpvsSettingsSchema } from './ipvs.js';
 import { AgentSettingsSchema } from './agent.js';
 import { inShapeOrder } from './order.js';
-import { IpAddress, Name } from './primitives.js';
+import { IpAddress, Name, Port } from './primitives.js';
+import { ServiceBgpSchema } from './bgp.js';
 
 export { IpAddress, Name } from './primitives.js';
 
@@ -21,6 +22,10 @@ export const SCHEDULERS = [...IPVS_SCHEDULERS, ...XDP_SCHEDULERS] as const;
 
 /** A backend's port: 0 for a fwmark service's backends that keep the client's port. */
 const BackendPort = z.number().int().min(0).max(65535);
+/** A backend's weight (IPVS's u16 range; 0 takes no new connections). */
+export const BackendWeight = z.number().int().min(0).max(65535);
+/** An IPVS connection threshold of a backend (u32; 0 = none). */
+export const ConnectionThreshold = z.number().int().min(0).max(0xffffffff);
 export const Protocol = z.enum(['tcp', 'udp', 'sctp']);
 export const Dataplane = z.enum(['ipvs', 'xdp']);
 export const Scheduler = z.enum(SCHEDULERS);
@@ -35,10 +40,10 @@ export const BackendSchema = z
     address: IpAddress,
     /** Defaults to the service port; must equal it for dr and tunnel. */
     port: BackendPort.optional(),
-    weight: z.number().int().min(0).max(65535).default(1),
-    /** IPVS upper/lower connection thresholds (0 = none). */
-    upperThreshold: z.number().int().min(0).max(0xffffffff).default(0),
-    lowerThreshold: z.number().int().min(0).max(0xffffffff).default(0),
+    weight: BackendWeight.default(1),
+    /** IPVS upper/lower connection thresholds. */
+    upperThreshold: ConnectionThreshold.default(0),
+    lowerThreshold: ConnectionThreshold.default(0),
     /** XDP dr: the backend's MAC when it is not learned from the neighbour table. */
     mac: MacAddress.optional(),
   })
@@ -57,7 +62,7 @@ export const TunnelSchema = z
   .object({
     type: z.enum(['ipip', 'gue', 'gre']).default('ipip'),
     /** GUE destination port. */
-    port: z.number().int().min(1).max(65535).optional(),
+    port: Port.optional(),
     checksum: z.enum(['none', 'csum', 'remcsum']).default('none'),
   })
   .strict();
@@ -76,7 +81,7 @@ const serviceShape = {
     description: z.string().max(256).optional(),
     dataplane: Dataplane.default('ipvs'),
     address: IpAddress.optional(),
-    port: z.number().int().min(1).max(65535).optional(),
+    port: Port.optional(),
     protocol: Protocol.default('tcp'),
     /** Firewall-mark service instead of address/port/protocol (IPVS only). */
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
@@ -90,6 +95,8 @@ const serviceShape = {
     persistence: PersistenceSchema.optional(),
     backends: z.array(BackendSchema).default([]),
     health: HealthSchema.optional(),
+    /** BGP announcement of this service's VIP (agent.bgp, docs/bgp.md). */
+    bgp: ServiceBgpSchema.optional(),
 };
 
 export const ServiceSchema = z
@@ -162,12 +169,19 @@ export const ServiceSchema = z
     }, serviceShape);
   });
 
-const desiredStateShape = {
-  services: z.array(ServiceSchema).default([]),
-  xdp: XdpSettingsSchema.optional(),
-  ipvs: IpvsSettingsSchema.optional(),
-  vrrp: VrrpInstancesSchema.default([]),
-};
+/**
+ * The sections of a desired state, each built from its item schema. `item` wraps every item
+ * schema: the identity here; the agent's validation of a change passes one that takes items a
+ * parse already produced as they are (src/agent/validate.ts).
+ */
+function stateShape(item: <S extends z.ZodType>(schema: S) => S) {
+  return {
+    services: z.array(item(ServiceSchema)).default([]),
+    xdp: item(XdpSettingsSchema).optional(),
+    ipvs: item(IpvsSettingsSchema).optional(),
+    vrrp: z.array(item(VrrpInstanceSchema)).superRefine(checkVrrpInstances).default([]),
+  };
+}
 
 /** Rules across sections: service names and kernel identities unique; tracked services exist. */
 function checkState(state: { services: Service[]; vrrp: VrrpInstance[] }, ctx: z.RefinementCtx): void {
@@ -192,11 +206,18 @@ function checkState(state: { services: Service[]; vrrp: VrrpInstance[] }, ctx: z
   );
 }
 
-export const DesiredStateSchema = z.object(desiredStateShape).strict().superRefine(checkState);
+const asIs = <S extends z.ZodType>(schema: S): S => schema;
+
+export const DesiredStateSchema = z.object(stateShape(asIs)).strict().superRefine(checkState);
+
+/** DesiredStateSchema with every item schema wrapped by `item` (same sections, same rules). */
+export function desiredStateSchemaWith(item: <S extends z.ZodType>(schema: S) => S) {
+  return z.object(stateShape(item)).strict().superRefine(checkState);
+}
 
 /** The file `fulcrum agent --config` reads: the agent's own settings plus the desired state. */
 export const ConfigFileSchema = z
-  .object({ agent: AgentSettingsSchema.optional(), ...desiredStateShape })
+  .object({ agent: AgentSettingsSchema.optional(), ...stateShape(asIs) })
   .strict()
   .superRefine(checkState);
 

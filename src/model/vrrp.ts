@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalIp, familyOf, type Family } from './net.js';
 import { inShapeOrder } from './order.js';
-import { InterfaceName, IpAddress as Address, Name } from './primitives.js';
+import { InterfaceName, IpAddress, Name } from './primitives.js';
 
 /**
  * A VRRP instance: one virtual router (VRID) on one interface, holding a set of virtual IPs.
@@ -32,17 +32,13 @@ const VipText = z.string().transform((text, ctx) => {
 
 const VipObject = z
   .object({
-    address: z.string(),
+    address: IpAddress,
     prefix: z.number().int().min(0).max(128).optional(),
     family: z.enum(['inet', 'inet6']).optional(),
   })
   .strict()
   .transform((v, ctx) => {
-    const family = familyOf(v.address);
-    if (!family) {
-      ctx.addIssue({ code: 'custom', path: ['address'], message: 'must be an IPv4 or IPv6 address' });
-      return z.NEVER;
-    }
+    const family = familyOf(v.address)!;
     const max = family === 'inet' ? 32 : 128;
     if (v.prefix !== undefined && v.prefix > max) {
       ctx.addIssue({ code: 'custom', path: ['prefix'], message: `the prefix length must be 0-${max}` });
@@ -52,7 +48,7 @@ const VipObject = z
       ctx.addIssue({ code: 'custom', path: ['family'], message: `is ${v.family} but ${v.address} is ${family}` });
       return z.NEVER;
     }
-    return { address: canonicalIp(v.address), prefix: v.prefix ?? max, family };
+    return { address: v.address, prefix: v.prefix ?? max, family };
   });
 
 const Vip = z.union([VipText, VipObject]);
@@ -148,8 +144,8 @@ const instanceShape = {
     unicast: z
       .object({
         /** Source address of the adverts; defaults to the interface's primary address. */
-        source: Address.optional(),
-        peers: z.array(Address).min(1, 'needs at least one peer'),
+        source: IpAddress.optional(),
+        peers: z.array(IpAddress).min(1, 'needs at least one peer'),
       })
       .strict()
       .optional(),

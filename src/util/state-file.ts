@@ -16,6 +16,11 @@ export class StateFile<S extends z.ZodType> {
     private readonly schema: S,
     /** What it holds, for errors ("IPVS sync daemon ownership record"). */
     private readonly what: string,
+    /**
+     * For a file that had an unversioned form before (nodes may still hold one): its data from such
+     * a document (one without `version`), validated as usual; the next save writes the versioned form.
+     */
+    private readonly fromUnversioned?: (doc: unknown) => unknown,
   ) {}
 
   load(): z.output<S> | undefined {
@@ -32,6 +37,7 @@ export class StateFile<S extends z.ZodType> {
     } catch (e) {
       throw new FulcrumError('STORE_ERROR', `the ${this.what} ${this.path} is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
+    if (this.fromUnversioned && !(doc !== null && typeof doc === 'object' && 'version' in doc)) doc = { version: this.version, data: this.fromUnversioned(doc) };
     if (doc?.version !== this.version)
       throw new FulcrumError('STORE_ERROR', `the ${this.what} ${this.path} has version ${String(doc?.version)}; this agent reads version ${this.version}`);
     const parsed = this.schema.safeParse(doc.data);

@@ -1,4 +1,4 @@
-import { ipToBytes } from '../model/net.js';
+import { ipToBytes, macToBytes } from '../model/net.js';
 import { internetChecksum, pseudoHeader } from './codec.js';
 
 /**
@@ -11,10 +11,6 @@ import { internetChecksum, pseudoHeader } from './codec.js';
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_IPV6 = 0x86dd;
 const ICMPV6 = 58;
-
-export function macToBytes(mac: string): Buffer {
-  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
-}
 
 export function gratuitousArp(mac: string, vip: string): Buffer {
   const src = macToBytes(mac);

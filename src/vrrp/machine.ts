@@ -1,3 +1,4 @@
+import type { Clock } from '../util/clock.js';
 import { compareAddresses, VRRP_TTL, type VrrpAdvert } from './codec.js';
 
 /**
@@ -6,18 +7,6 @@ import { compareAddresses, VRRP_TTL, type VrrpAdvert } from './codec.js';
  * States: Initialize ('init'), Backup, Master, plus 'fault' (keepalived's FAULT: a tracked link or
  * script forces the router silent, as if shut down, until it recovers).
  */
-
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export type VrrpState = 'init' | 'backup' | 'master' | 'fault';
 
@@ -81,6 +70,8 @@ export class VrrpMachine {
   private effective: number;
   private masterAdverIntervalCs: number;
   private preemptAfter = 0;
+  /** Planned hand-over (setMaintenance): stay backup, never take over. */
+  private maintenance = false;
   /** Address and priority of the current master as last seen (ours when master). */
   private master: { address: string; priority: number } | undefined;
 
@@ -101,6 +92,10 @@ export class VrrpMachine {
     return this.current === 'master' ? this.cfg.primaryAddress : this.master?.address;
   }
 
+  get inMaintenance(): boolean {
+    return this.maintenance;
+  }
+
   get masterAdvertIntervalCs(): number {
     return this.masterAdverIntervalCs;
   }
@@ -110,8 +105,29 @@ export class VrrpMachine {
     if (this.current !== 'init') return;
     this.preemptAfter = this.clock.now() + this.cfg.preemptDelayMs;
     if (faultReason !== undefined) this.move('fault', faultReason);
-    else if (this.effective === PRIORITY_OWNER) this.becomeMaster('owner (priority 255)');
-    else this.becomeBackup('startup');
+    else if (this.effective === PRIORITY_OWNER && !this.maintenance) this.becomeMaster('owner (priority 255)');
+    else this.becomeBackup(this.maintenance ? 'startup in maintenance' : 'startup');
+  }
+
+  /**
+   * Planned hand-over: a master gives the VIPs up at once with priority 0, as on a stop, so a
+   * backup takes over after its Skew_Time (RFC 5798 §6.4.2); the router then stays backup and never
+   * takes over (no Master_Down timer) until maintenance ends, when it runs the election again.
+   */
+  setMaintenance(on: boolean): void {
+    if (on === this.maintenance) return;
+    this.maintenance = on;
+    if (on && this.current === 'master') {
+      this.cancel();
+      this.out.sendAdvert(PRIORITY_STOP);
+      this.master = undefined;
+      this.becomeBackup('maintenance: handed over with priority 0');
+    } else if (on && this.current === 'backup') {
+      this.cancel();
+    } else if (!on && this.current === 'backup') {
+      if (this.effective === PRIORITY_OWNER) this.becomeMaster('maintenance ended: owner (priority 255)');
+      else this.armMasterDown();
+    }
   }
 
   /** RFC 5798 §6.4.2/§6.4.3 Shutdown: a master sends priority 0 so a backup takes over after Skew_Time. */
@@ -135,14 +151,14 @@ export class VrrpMachine {
     } else if (!fault && this.current === 'fault') {
       this.current = 'init';
       this.preemptAfter = this.clock.now() + this.cfg.preemptDelayMs;
-      if (this.effective === PRIORITY_OWNER) this.becomeMaster(reason, 'fault');
+      if (this.effective === PRIORITY_OWNER && !this.maintenance) this.becomeMaster(reason, 'fault');
       else this.becomeBackup(reason, 'fault');
     }
   }
 
   /** Sync group: another member became master, follow it. */
   forceMaster(reason: string): void {
-    if (this.current === 'backup') this.becomeMaster(reason);
+    if (this.current === 'backup' && !this.maintenance) this.becomeMaster(reason);
   }
 
   /** Sync group: another member yielded, yield too (no priority 0: the peer takes over by its timer). */
@@ -161,11 +177,13 @@ export class VrrpMachine {
     if (advert.priority === PRIORITY_STOP) {
       // §6.4.2: the master is going away; take over after Skew_Time only.
       this.master = undefined;
+      if (this.maintenance) return;
       this.arm(timers(this.cfg.version, this.effective, this.masterAdverIntervalCs).skewMs, () => this.becomeMaster('master sent priority 0'));
       return;
     }
     const holding = this.cfg.preemptDelayMs > 0 && this.clock.now() < this.preemptAfter;
-    if (!this.cfg.preempt || holding || advert.priority >= this.effective) {
+    // In maintenance every master is accepted (a lower priority one too): it holds the VIPs for us.
+    if (this.maintenance || !this.cfg.preempt || holding || advert.priority >= this.effective) {
       // §6.4.2: accept this master; v3 learns its interval (v2 checked it matches ours).
       if (this.cfg.version === 3) this.masterAdverIntervalCs = advert.interval;
       this.master = { address: src, priority: advert.priority };
@@ -225,19 +243,20 @@ export class VrrpMachine {
   }
 
   private armMasterDown(): void {
+    if (this.maintenance) return this.cancel();
     this.arm(timers(this.cfg.version, this.effective, this.masterAdverIntervalCs).masterDownMs, () => this.becomeMaster('master down timer expired'));
   }
 
   private arm(ms: number, fn: () => void): void {
     this.cancel();
-    this.timer = this.clock.setTimeout(() => {
+    this.timer = this.clock.setTimer(() => {
       this.timer = undefined;
       fn();
     }, ms);
   }
 
   private cancel(): void {
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
   }
 }

@@ -1,10 +1,11 @@
-import { execFile } from 'node:child_process';
 import type { VrrpInstance } from '../model/vrrp.js';
+import { execProgram, type ExecResult } from '../util/exec.js';
 
 /**
  * Notify hooks run on every transition: an exec (argv, never a shell: the instance name, new and
  * old state are appended as arguments, keepalived's notify order) and a webhook POST with a JSON
- * body. Both are bounded by the hook timeout; a failure is returned, never thrown.
+ * body. Both are bounded by the hook timeout (the exec's whole process group is killed); a failure
+ * is returned, never thrown.
  */
 
 export interface NotifyPayload {
@@ -19,17 +20,24 @@ export interface NotifyPayload {
   time: string;
 }
 
+function execFailure(r: ExecResult, timeoutMs: number): string | undefined {
+  switch (r.end) {
+    case 'exit': return r.code === 0 ? undefined : `exit ${r.code}`;
+    case 'signal': return `killed by ${r.signal}`;
+    case 'aborted': return `killed after ${timeoutMs} ms`;
+    case 'spawn-error': return r.error.message;
+  }
+}
+
 export async function runNotify(notify: NonNullable<VrrpInstance['notify']>, payload: NotifyPayload): Promise<string[]> {
   const failures: string[] = [];
   const jobs: Promise<void>[] = [];
   if (notify.exec) {
     const [cmd, ...args] = notify.exec as [string, ...string[]];
     jobs.push(
-      new Promise<void>((resolve) => {
-        execFile(cmd, [...args, payload.instance, payload.state, payload.previous], { timeout: notify.timeoutMs, killSignal: 'SIGKILL' }, (err) => {
-          if (err) failures.push(`exec ${cmd}: ${err.killed ? `killed after ${notify.timeoutMs} ms` : err.message}`);
-          resolve();
-        });
+      execProgram(cmd, [...args, payload.instance, payload.state, payload.previous], { signal: AbortSignal.timeout(notify.timeoutMs) }).then((r) => {
+        const f = execFailure(r, notify.timeoutMs);
+        if (f !== undefined) failures.push(`exec ${cmd}: ${f}`);
       }),
     );
   }

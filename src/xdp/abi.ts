@@ -1,4 +1,4 @@
-import { ipToBytes, bytesToIp, bytesToMac, type Family } from '../model/net.js';
+import { ipToBytes, bytesToIp, bytesToMac, macToBytes, type Family } from '../model/net.js';
 
 /**
  * The control plane's view of bpf/fulcrum_xdp.h: struct layouts, map names and constants.
@@ -57,6 +57,14 @@ export const STRUCTS = {
     },
   },
   fl_backend_pcpu: { size: 72, fields: { counters: { offset: 0, size: 40 }, nh: { offset: 40, size: 32 } } },
+  fl_flow_event: {
+    size: 72,
+    fields: {
+      key: { offset: 0, size: 40 }, backend_addr: { offset: 40, size: 16 }, backend_port: { offset: 56, size: 2 }, mode: { offset: 58, size: 1 },
+      pad: { offset: 59, size: 1 }, backend: { offset: 60, size: 4 }, gen: { offset: 64, size: 4 }, pad2: { offset: 68, size: 4 },
+    },
+  },
+  fl_export_counters: { size: 16, fields: { exported: { offset: 0, size: 8 }, dropped: { offset: 8, size: 8 } } },
 } as const satisfies Record<string, StructLayout>;
 
 /** Enum constants of the header, by enum name. */
@@ -64,7 +72,7 @@ export const ENUMS = {
   fl_limits: {
     FL_DEFAULT_MAX_VIPS: 256, FL_DEFAULT_MAX_BACKENDS: 16384, FL_DEFAULT_MAGLEV_SIZE: 65537, FL_DEFAULT_CONNTRACK_SIZE: 262144,
     FL_MAGLEV_SLOTS: 2, FL_FILTER_WORDS: 1024, FL_FILTER_MULT: 0x9e3779b1, FL_NO_BACKEND: 0xffffffff,
-    FL_CT_WAYS: 4, FL_CT_SEEN_SHIFT: 3, FL_VIP_INDEX_SIZE: 65536, FL_MAGLEV_LINE: 16,
+    FL_CT_WAYS: 4, FL_CT_SEEN_SHIFT: 3, FL_VIP_INDEX_SIZE: 65536, FL_MAGLEV_LINE: 16, FL_DEFAULT_FLOW_RING: 262144,
   },
   fl_family: { FL_FAMILY_INET: 2, FL_FAMILY_INET6: 10 },
   fl_mode: { FL_MODE_NAT: 0, FL_MODE_DR: 1 },
@@ -87,11 +95,14 @@ export const MAPS = {
   stats: { key: 'u32', value: 'fl_counters' },
   filter: { key: 'u32', value: 'u64' },
   backend_pcpu: { key: 'u32', value: 'fl_backend_pcpu' },
+  /** A ring buffer: no key or value (records are fl_flow_event). */
+  flow_events: { key: 'none', value: 'none' },
+  flow_export_stats: { key: 'u32', value: 'fl_export_counters' },
 } as const;
 export type MapName = keyof typeof MAPS;
 
 /** Load-time knobs (`const volatile` in the program's .rodata). */
-export const KNOBS = ['maglev_size', 'maglev_stride', 'max_vips', 'max_backends', 'ct_sets', 'hash_seed', 'nexthop_ttl_jiffies'] as const;
+export const KNOBS = ['maglev_size', 'maglev_stride', 'max_vips', 'max_backends', 'ct_sets', 'hash_seed', 'nexthop_ttl_jiffies', 'flow_export'] as const;
 
 export const PROGRAM_NAME = 'fulcrum_xdp';
 
@@ -177,10 +188,6 @@ export function decodeVipSlot(b: Uint8Array): { key: VipKey; meta: VipMeta } | u
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if (buf.readUInt8(off(s, 'key') + STRUCTS.fl_vip_key.fields.family.offset) === 0) return undefined;
   return { key: decodeVipKey(buf.subarray(0, STRUCTS.fl_vip_key.size)), meta: decodeVipMeta(buf.subarray(off(s, 'meta'))) };
-}
-
-export function macToBytes(mac: string): Buffer {
-  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 
 export function encodeBackend(v: BackendValue): Buffer {
@@ -299,26 +306,35 @@ export function filterWords(endpoints: Iterable<{ address: string; port: number;
 }
 
 const HASH_SEED = 0x9e3779b9; // the program's hash_seed default (the control plane does not change it)
-const M64 = (1n << 64n) - 1n;
 
 export interface FlowTuple { src: string; dst: string; sport: number; dport: number; protocol: 'tcp' | 'udp' }
 
 /**
- * flow_hash of bpf/fulcrum_xdp.bpf.c, bit for bit: the flow's Maglev entry is maglevPosition(),
+ * flow_hash of bpf/lib/hash.h, bit for bit: the flow's Maglev entry is maglevPosition(),
  * its conntrack set conntrackSet(), its tag the low 16 bits. The packet fixtures prove the two
  * agree (they predict the backend and the set of flows from it).
  */
 export function flowHash(f: FlowTuple): number {
-  const a = (BigInt(addrFold(f.src)) << 32n) | BigInt(addrFold(f.dst));
-  const b = (BigInt(((rawPort(f.sport) << 16) | rawPort(f.dport)) >>> 0) << 32n) | BigInt((HASH_SEED ^ IPPROTO[f.protocol]) >>> 0);
-  let h = (a * 0x9e3779b97f4a7c15n) & M64;
-  h ^= h >> 32n;
-  h ^= b;
-  h = (h * 0xff51afd7ed558ccdn) & M64;
-  h ^= h >> 29n;
-  h = (h * 0xc4ceb9fe1a85ec53n) & M64;
-  h ^= h >> 32n;
-  return Number(h & 0xffffffffn);
+  // 64-bit arithmetic on 32-bit halves (BigInt cost ~30 us a hash; the flow sync hashes every record).
+  let [hi, lo] = mul64(addrFold(f.src), addrFold(f.dst), 0x9e3779b9, 0x7f4a7c15);
+  lo = (lo ^ hi) >>> 0;
+  hi = (hi ^ (((rawPort(f.sport) << 16) | rawPort(f.dport)) >>> 0)) >>> 0;
+  lo = (lo ^ ((HASH_SEED ^ IPPROTO[f.protocol]) >>> 0)) >>> 0;
+  [hi, lo] = mul64(hi, lo, 0xff51afd7, 0xed558ccd);
+  lo = (lo ^ (((lo >>> 29) | (hi << 3)) >>> 0)) >>> 0;
+  hi = (hi ^ (hi >>> 29)) >>> 0;
+  [hi, lo] = mul64(hi, lo, 0xc4ceb9fe, 0x1a85ec53);
+  return (lo ^ hi) >>> 0;
+}
+
+/** The low 64 bits of (ah:al) * (bh:bl), as [high 32, low 32] unsigned. */
+function mul64(ah: number, al: number, bh: number, bl: number): [number, number] {
+  const a0 = al & 0xffff, a1 = al >>> 16, b0 = bl & 0xffff, b1 = bl >>> 16;
+  const p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  const lo = (((mid & 0xffff) << 16) | (p00 & 0xffff)) >>> 0;
+  const carry = p11 + Math.floor(p01 / 65536) + Math.floor(p10 / 65536) + Math.floor(mid / 65536);
+  return [(carry + Math.imul(al, bh) + Math.imul(ah, bl)) >>> 0, lo];
 }
 
 /** The entry of a Maglev table of `size` that a flow hash reads (the program's maglev_pos). */

@@ -1,4 +1,4 @@
-import { readSysctl, writeSysctl } from '../util/sysctl.js';
+import { readSysctl, writeSysctl } from '../net/sysctl.js';
 
 /**
  * A nat reply the program cannot send yet (no neighbour entry for the client, as on a node that

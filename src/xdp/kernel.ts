@@ -4,12 +4,12 @@ import { release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import {
-  attachXdp, detachXdp, queryXdp, isBpffs, loadObject, openPinnedMap, openPinnedProgram, ensurePinDir, unpin, layoutMismatches,
+  attachXdp, detachXdp, queryXdp, isBpffs, mountBpffs, loadObject, openPinnedMap, openPinnedProgram, ensurePinDir, unpin, layoutMismatches,
   type BpfMap, type BpfProgram, type BpfObject, type MappedRegion,
 } from '../bpf/index.js';
 import { FeatureMissingError, FulcrumError } from '../errors.js';
 import type { XdpSettings } from '../model/xdp.js';
-import { ENUMS, MAPS, PROGRAM_NAME, STRUCTS, maglevStride, u32, type MapName } from './abi.js';
+import { ENUMS, L, MAPS, PROGRAM_NAME, STRUCTS, maglevStride, u32, type MapName } from './abi.js';
 
 /**
  * The XDP dataplane's one way into the kernel (STYLE #1): load or reopen the pinned program and maps,
@@ -18,6 +18,8 @@ import { ENUMS, MAPS, PROGRAM_NAME, STRUCTS, maglevStride, u32, type MapName } f
 
 export const DEFAULT_OBJECT = fileURLToPath(new URL('../../../bpf/build/fulcrum_xdp.bpf.o', import.meta.url));
 const PROG_PIN = 'prog';
+/** The flow_events ring of a program loaded without flow export (never written). */
+const OFF_RING_BYTES = 4096;
 
 export interface XdpLimits { maxVips: number; maxBackends: number; maglevTableSize: number; conntrackSize: number }
 
@@ -27,9 +29,13 @@ export interface XdpKernel {
   readonly limits: XdpLimits;
   /** The maglev map's values mapped into this process (undefined when the map is not mmapable). */
   readonly maglevMemory: MappedRegion | undefined;
+  /** The flow_export knob the program was loaded with (pinned programs keep theirs). */
+  readonly flowExport: boolean;
   /** True when this start reused pins (the program kept running through the restart). */
   readonly reopened: boolean;
   readonly pinDir: string;
+  /** The clock of conntrack `seen` stamps now: (jiffies >> FL_CT_SEEN_SHIFT) as a u32, and its ticks per second. */
+  conntrackClock(): { now: number; perSecond: number };
   /** Attaches to every interface in `interfaces` that does not run this program yet. */
   attach(interfaces: XdpSettings['interfaces']): Array<{ name: string; action: 'attached' | 'kept' | 'replaced' }>;
   /** Detaches this program from the interfaces (only where it is the attached one). */
@@ -61,6 +67,22 @@ export function kernelHz(sources: Array<() => string> = [
     } catch { /* try the next source */ }
   }
   return 100;
+}
+
+/**
+ * The kernel's jiffies now. No syscall returns them; /proc/timer_list (root only) prints them
+ * ("jiffies: N", once per tick device, all equal).
+ */
+export function kernelJiffies(read: () => string = () => readFileSync('/proc/timer_list', 'latin1')): bigint {
+  let text: string;
+  try {
+    text = read();
+  } catch (e) {
+    throw new FeatureMissingError('timer-list', `cannot read /proc/timer_list for the kernel's jiffies (draining xdp backends needs it): ${(e as Error).message}`);
+  }
+  const m = /^jiffies: (\d+)$/m.exec(text);
+  if (!m) throw new FeatureMissingError('timer-list', '/proc/timer_list shows no "jiffies:" line (draining xdp backends needs it)');
+  return BigInt(m[1]!);
 }
 
 function encodeConfig(l: XdpLimits): Buffer {
@@ -98,12 +120,30 @@ function loadOrExplain(...args: Parameters<typeof loadObject>): BpfObject {
   }
 }
 
+export const BPFFS_MOUNT_POINT = '/sys/fs/bpf';
+
+/**
+ * Mounts bpffs at /sys/fs/bpf when `pinDir` is under it and nothing is mounted there (a host
+ * without systemd's mount, or a process started by `ip netns exec`, which mounts a fresh /sys), as
+ * systemd and Cilium do. True when it mounted. A pinDir elsewhere must already be on bpffs.
+ */
+export function mountDefaultBpffs(pinDir: string): boolean {
+  const abs = resolve(pinDir);
+  if (abs !== BPFFS_MOUNT_POINT && !abs.startsWith(`${BPFFS_MOUNT_POINT}/`)) return false;
+  if (!existsSync(BPFFS_MOUNT_POINT) || isBpffs(BPFFS_MOUNT_POINT)) return false;
+  try {
+    return mountBpffs(BPFFS_MOUNT_POINT).mounted;
+  } catch (e) {
+    throw new FeatureMissingError('bpffs', `${BPFFS_MOUNT_POINT} is not a bpf filesystem and mounting one there failed (${(e as Error).message}): mount -t bpf bpf ${BPFFS_MOUNT_POINT}, or set agent.xdp.pinDir inside a mounted bpffs`, { cause: e });
+  }
+}
+
 /** Creates pinDir inside the bpffs that holds it (the nearest existing ancestor must be bpffs). */
 function makePinDir(pinDir: string): string {
   const abs = resolve(pinDir);
   let root = abs;
   while (!existsSync(root) && dirname(root) !== root) root = dirname(root);
-  if (!isBpffs(root)) throw new FeatureMissingError('bpffs', `${abs} is not inside a mounted bpf filesystem (mount -t bpf bpf /sys/fs/bpf)`);
+  if (!isBpffs(root)) throw new FeatureMissingError('bpffs', `${abs} is not inside a mounted bpf filesystem (mount -t bpf bpf ${BPFFS_MOUNT_POINT}, or set agent.xdp.pinDir inside one)`);
   return root === abs ? ensurePinDir(abs) : ensurePinDir(root, abs.slice(root.length).replace(/^\//, ''));
 }
 
@@ -142,7 +182,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     }
     for (const [name, m] of Object.entries(maps)) {
       const spec = MAPS[name as MapName];
-      const want = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
+      const want = (t: string) => (t === 'none' ? 0 : t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
       if (m.info.keySize !== want(spec.key) || m.info.valueSize !== want(spec.value)) {
         for (const x of Object.values(maps)) x.close();
         program.close();
@@ -176,6 +216,7 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
       rodata: {
         maglev_size: limits.maglevTableSize, maglev_stride: maglevStride(limits.maglevTableSize), max_vips: limits.maxVips, max_backends: limits.maxBackends,
         ct_sets: limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS, nexthop_ttl_jiffies: BigInt(kernelHz()),
+        flow_export: opts.settings.sync ? 1 : 0,
       },
       maxEntries: {
         vips: limits.maxVips,
@@ -186,6 +227,8 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
         stats: limits.maxVips,
         backend_pcpu: limits.maxBackends,
         nat_endpoints: limits.maxBackends,
+        // Without sync the ring is never written: one page.
+        flow_events: opts.settings.sync?.ringBytes ?? OFF_RING_BYTES,
       },
     });
     try {
@@ -215,13 +258,17 @@ export function openXdpKernel(opts: OpenKernelOptions): XdpKernel {
     maglevMemory = undefined; // the dataplane then writes lines with batch updates
   }
 
+  const hz = kernelHz();
   return {
     maps,
+    // Loaded with export off, the ring is one page; with it on, at least two (XdpSyncSchema.ringBytes).
+    flowExport: maps.flow_events.info.maxEntries > OFF_RING_BYTES,
     program,
     limits,
     maglevMemory,
     reopened,
     pinDir,
+    conntrackClock: () => ({ now: Number((kernelJiffies() >> BigInt(L.FL_CT_SEEN_SHIFT)) & 0xffffffffn), perSecond: hz / 2 ** L.FL_CT_SEEN_SHIFT }),
     attach(interfaces) {
       return interfaces.map((i) => {
         const current = queryXdp(i.name);

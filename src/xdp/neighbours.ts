@@ -1,6 +1,5 @@
-import { createSocket } from 'node:dgram';
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
-import { bytesToIp, bytesToMac, type Family } from '../model/net.js';
+import type { Family } from '../model/net.js';
+import { Rtnetlink, udpSocket, type NeighbourState } from '../net/index.js';
 
 /**
  * dr backends without a configured `mac` get the MAC the kernel's neighbour table holds for their
@@ -18,38 +17,33 @@ export interface NeighbourTable {
   close(): void;
 }
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const DISCARD_PORT = 9;
+/** incomplete/failed entries carry no address; noarp ones a meaningless one. */
+const USABLE: readonly NeighbourState[] = ['reachable', 'stale', 'delay', 'probe', 'permanent'];
+const NO_MAC = '00:00:00:00:00:00';
 
 /** The neighbour table of this process's network namespace, over rtnetlink. */
 export class KernelNeighbours implements NeighbourTable {
-  #rt: RtNetlinkSocket | undefined;
+  #rt: Rtnetlink | undefined;
 
   async macs(): Promise<Map<string, string>> {
-    this.#rt ??= createRtNetlink();
+    this.#rt ??= Rtnetlink.open();
     const out = new Map<string, string>();
-    for (const n of await this.#rt.getNeighbors()) {
-      const family = n.data.family;
-      if (family !== AF_INET && family !== AF_INET6) continue;
-      const st = n.data.state ?? {};
-      // incomplete/failed entries carry no address; noarp ones a meaningless one.
-      if (!(st.reachable || st.stale || st.delay || st.probe || st.permanent)) continue;
-      const { dst, lladdr } = n.attrs;
-      if (!dst || !lladdr || lladdr.length !== 6 || lladdr.every((x) => x === 0)) continue;
-      out.set(bytesToIp(dst), bytesToMac(lladdr));
+    for (const n of await this.#rt.neighbours()) {
+      if (!USABLE.some((s) => n.states.has(s)) || !n.mac || n.mac === NO_MAC) continue;
+      out.set(n.address, n.mac);
     }
     return out;
   }
 
   solicit(address: string, family: Family): void {
-    const s = createSocket(family === 'inet' ? 'udp4' : 'udp6');
+    const s = udpSocket(family);
     s.on('error', () => s.close());
     s.send(Buffer.alloc(0), DISCARD_PORT, address, () => s.close());
   }
 
   close(): void {
-    this.#rt?.socket.close();
+    this.#rt?.close();
     this.#rt = undefined;
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildAgent, type Agent } from '../../src/agent/agent.js';
-import type { Clock } from '../../src/agent/ports.js';
+import type { Clock } from '../../src/util/clock.js';
 import { FileStateStore, type StateStore } from '../../src/agent/store.js';
 import { buildApp } from '../../src/api/app.js';
 import { TokenSet } from '../../src/api/auth.js';
@@ -17,20 +17,28 @@ import { FakeDataplane, fakeFactories } from './fake-dataplane.js';
 export const ADMIN = 'admin-token-0123456789abcdef';
 export const READER = 'reader-token-0123456789abcdef';
 
-/** A clock whose interval timers fire only when the test calls tick(). */
+/** A clock whose timers fire only when the test calls tick() (all pending ones, once). */
 export class ManualClock implements Clock {
-  private timers: Array<{ ms: number; fn: () => void }> = [];
+  private timers: Array<{ fn: () => void }> = [];
   time = new Date('2026-01-01T00:00:00Z');
-  now(): Date {
-    return this.time;
+  now(): number {
+    return 0;
   }
-  every(ms: number, fn: () => void): () => void {
-    const t = { ms, fn };
+  wallNow(): number {
+    return this.time.getTime();
+  }
+  setTimer(fn: () => void): unknown {
+    const t = { fn };
     this.timers.push(t);
-    return () => { this.timers = this.timers.filter((x) => x !== t); };
+    return t;
+  }
+  clearTimer(handle: unknown): void {
+    this.timers = this.timers.filter((x) => x !== handle);
   }
   tick(): void {
-    for (const t of this.timers) t.fn();
+    const due = this.timers;
+    this.timers = [];
+    for (const t of due) t.fn();
   }
   get active(): number {
     return this.timers.length;

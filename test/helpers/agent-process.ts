@@ -10,12 +10,22 @@ import { run } from './netns.js';
  */
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-const prefix = (netns: string | undefined, argv: string[]): [string, string[]] =>
-  netns ? ['nsenter', [`--net=/run/netns/${netns}`, ...argv]] : [argv[0]!, argv.slice(1)];
+/**
+ * How a process enters the netns: `nsenter --net` (the host's mounts, /sys/fs/bpf included), or
+ * `ip netns exec`, which runs it in a new mount namespace with a fresh /sys (no bpffs mounted).
+ */
+export type NetnsLauncher = 'nsenter' | 'ip-netns-exec';
+
+const prefix = (netns: string | undefined, argv: string[], launcher: NetnsLauncher = 'nsenter'): [string, string[]] =>
+  !netns ? [argv[0]!, argv.slice(1)]
+    : launcher === 'nsenter' ? ['nsenter', [`--net=/run/netns/${netns}`, ...argv]]
+      : ['ip', ['netns', 'exec', netns, ...argv]];
 
 export class AgentProcess {
   readonly logs: Array<Record<string, unknown>> = [];
   port = 0;
+  /** The API's URL as the agent logs it (its address: api.host). */
+  url = '';
   private exited: Promise<number | null>;
 
   private constructor(readonly proc: ChildProcess) {
@@ -23,8 +33,8 @@ export class AgentProcess {
   }
 
   /** Starts the agent and waits until its API listens (or it exits: then throws with its stderr). */
-  static async start(configPath: string, opts: { netns?: string; extraArgs?: string[]; timeoutMs?: number } = {}): Promise<AgentProcess> {
-    const [cmd, args] = prefix(opts.netns, [process.execPath, MAIN, 'agent', '--config', configPath, ...(opts.extraArgs ?? [])]);
+  static async start(configPath: string, opts: { netns?: string; launcher?: NetnsLauncher; extraArgs?: string[]; timeoutMs?: number } = {}): Promise<AgentProcess> {
+    const [cmd, args] = prefix(opts.netns, [process.execPath, MAIN, 'agent', '--config', configPath, ...(opts.extraArgs ?? [])], opts.launcher);
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FULCRUM_LOG_LEVEL: 'info' } });
     const a = new AgentProcess(proc);
     let stderr = '';
@@ -34,7 +44,7 @@ export class AgentProcess {
         try {
           const rec = JSON.parse(line) as Record<string, unknown>;
           a.logs.push(rec);
-          if (rec.msg === 'API listening') { a.port = rec.port as number; resolve(); }
+          if (rec.msg === 'API listening') { a.port = rec.port as number; a.url = rec.url as string; resolve(); }
         } catch { /* not JSON */ }
       });
       void a.exited.then((code) => reject(new Error(`agent exited (${code}) before listening: ${stderr}`)));

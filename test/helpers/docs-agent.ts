@@ -61,11 +61,22 @@ export async function hostFor(example: DocExample, opts: { uplink?: boolean } = 
   return { lb, peer };
 }
 
-/** The example with only agent.stateDir, api.port (0), xdp.pinDir and api.tokensFile replaced. */
+/**
+ * The example with only agent.stateDir, api.port (0), xdp.pinDir, api.tokensFile and the webhooks'
+ * secretFile (a key written into `dir`) replaced.
+ */
 export function configFor(doc: Record<string, unknown>, dir: string, pinDir: string, tokensFile: string): Record<string, unknown> {
   const agent = { ...((doc.agent as Record<string, unknown> | undefined) ?? {}) };
   const api: Record<string, unknown> = { ...((agent.api as Record<string, unknown> | undefined) ?? {}), port: 0 };
   if (api.tokensFile !== undefined) api.tokensFile = tokensFile;
+  const notify = agent.notify as { webhooks?: Array<Record<string, unknown>> } | undefined;
+  if (notify?.webhooks) {
+    const secretFile = join(dir, 'webhook.key');
+    writeFileSync(secretFile, 'docs-example-webhook-key\n', { mode: 0o600 });
+    agent.notify = { ...notify, webhooks: notify.webhooks.map((w) => ({ ...w, secretFile })) };
+  }
+  // agent.bgp: BIRD's socket and the include live in the test's directory (no BIRD there: the agent reports it).
+  if (agent.bgp) agent.bgp = { ...(agent.bgp as object), controlSocket: join(dir, 'bird.ctl'), includeFile: join(dir, 'fulcrum-bird.conf') };
   return { ...doc, agent: { ...agent, api, stateDir: join(dir, 'state'), xdp: { ...((agent.xdp as object | undefined) ?? {}), pinDir } } };
 }
 

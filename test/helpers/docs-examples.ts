@@ -51,6 +51,11 @@ export function isAgentConfig(doc: Record<string, unknown>): boolean {
   return keys.length > 0 && keys.every((k) => CONFIG_KEYS.has(k));
 }
 
+/** An agent config whose agent.store is an etcd cluster (docs/cluster.md). */
+export function usesEtcd(doc: Record<string, unknown>): boolean {
+  return (doc.agent as { store?: { kind?: string } } | undefined)?.store?.kind === 'etcd';
+}
+
 /** Every agent config of the documentation (files first, then Markdown blocks). */
 export function agentConfigExamples(): DocExample[] {
   return [...exampleFiles(), ...markdownFiles().flatMap(yamlBlocks)].filter((e) => isAgentConfig(e.doc));

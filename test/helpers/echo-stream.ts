@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
  *                                    "stop" stops sending, waits (10 s at most) for every echo,
  *                                    closes and prints `result [...]` (one entry per connection).
  *   probe HOST PORT MS EVERY_MS      a new connection every EVERY_MS for MS: greeting, one 64-byte
- *                                    echo, close (10 s each at most); prints `result [...]`.
+ *                                    echo, close (10 s each at most); prints `result [...]` (with
+ *                                    each one's start time and duration).
  */
 
 const CHUNK = 64;
@@ -116,11 +117,15 @@ async function hold(host: string, port: number, count: number, intervalMs: numbe
   process.exit(0);
 }
 
+/** One probe connection: `at` is when it was opened (wall clock, ms), `ms` how long it took. */
+export interface ProbeResult { backend: string; ok: boolean; error: string; at: number; ms: number }
+
 async function probe(host: string, port: number, ms: number, everyMs: number): Promise<void> {
-  const one = (i: number) => new Promise<{ backend: string; ok: boolean; error: string }>((resolve) => {
+  const one = (i: number) => new Promise<ProbeResult>((resolve) => {
+    const at = Date.now();
     const s = createConnection({ host, port });
     let buf = Buffer.alloc(0);
-    const done = (ok: boolean, error: string) => { clearTimeout(t); s.destroy(); resolve({ backend: buf.toString('latin1').split('\n')[0] ?? '', ok, error }); };
+    const done = (ok: boolean, error: string) => { clearTimeout(t); s.destroy(); resolve({ backend: buf.toString('latin1').split('\n')[0] ?? '', ok, error, at, ms: Date.now() - at }); };
     const t = setTimeout(() => done(false, 'timeout'), 10_000);
     const want = chunk(i, 0);
     s.once('connect', () => s.write(want));
@@ -131,7 +136,7 @@ async function probe(host: string, port: number, ms: number, everyMs: number): P
     });
     s.on('error', (e) => done(false, e.message));
   });
-  const pending: Array<Promise<{ backend: string; ok: boolean; error: string }>> = [];
+  const pending: Array<Promise<ProbeResult>> = [];
   const end = Date.now() + ms;
   for (let i = 0; Date.now() < end && i < 10_000; i++) {
     pending.push(one(i));

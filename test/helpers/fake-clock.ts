@@ -1,7 +1,6 @@
 // Two steppable clocks over one timer queue: ManualClock for health (async advance, letting
 // promises settle after each timer) and FakeClock for VRRP (sync advance).
-import type { Clock, TimerHandle } from '../../src/health/types.js';
-import type { Clock as VrrpClock } from '../../src/vrrp/machine.js';
+import type { Clock, TimerHandle } from '../../src/util/clock.js';
 
 type Timer = { at: number; fn: () => void };
 
@@ -55,10 +54,13 @@ export async function flush(): Promise<void> {
 }
 
 /** A steppable clock: timers fire in time order while `advance` moves time forward. */
-export class FakeClock extends TimerQueue implements VrrpClock {
+export class FakeClock extends TimerQueue implements Clock {
+  constructor(private readonly epoch = Date.UTC(2026, 0, 1)) { super(); }
+
   now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown { return this.schedule(fn, ms); }
-  clearTimeout(handle: unknown): void { this.timers.delete(handle as number); }
+  wallNow(): number { return this.epoch + this.t; }
+  setTimer(fn: () => void, ms: number): TimerHandle { return this.schedule(fn, ms); }
+  clearTimer(handle: TimerHandle): void { this.timers.delete(handle as number); }
 
   /** Moves time forward by `ms`, firing due timers in order (timers they set fire too if due). */
   advance(ms: number): void {

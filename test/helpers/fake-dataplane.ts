@@ -3,7 +3,8 @@ import { FeatureMissingError } from '../../src/errors.js';
 import type { Service } from '../../src/model/index.js';
 import { formatEndpoint } from '../../src/model/index.js';
 import type { DataplaneFactories } from '../../src/agent/ports.js';
-import { sameValue } from '../../src/agent/store.js';
+import type { DataplaneExplanation, FlowQuery } from '../../src/dataplane/explain.js';
+import { sameValue } from '../../src/util/json-value.js';
 
 /**
  * An in-memory dataplane for unit tests: its "kernel" is a map of services; reconcile plans the
@@ -16,15 +17,24 @@ export class FakeDataplane implements Dataplane {
   /** Return a KernelError (or any error) to make that step fail. */
   failOn: ((step: PlannedStep) => Error | undefined) | undefined;
   drainList: DrainStatus[] = [];
+  /** What explain() answers: the first backend of the service in its kernel map, as an existing connection. */
+  explained: Array<{ flow: FlowQuery; service: string }> = [];
   closed = false;
   cleanedUp = false;
 
   constructor(readonly name: 'ipvs' | 'xdp') {}
 
+  async explain(flow: FlowQuery, service: Service): Promise<DataplaneExplanation> {
+    this.explained.push({ flow, service: service.name });
+    const backends = (this.kernel.get(service.name)?.backends ?? []).map((b) => ({ address: b.address, port: b.port, weight: b.weight }));
+    const b = backends[0];
+    return { dataplane: this.name, source: b ? 'connection' : 'none', backend: b && { address: b.address, port: b.port }, reason: b ? 'fake connection' : 'no backends', detail: {}, backends };
+  }
+
   plan(desired: readonly Service[]): PlannedStep[] {
     const steps: PlannedStep[] = [];
     const want = new Map(desired.map((s) => [s.name, s]));
-    for (const [name, s] of this.kernel)
+    for (const name of this.kernel.keys())
       if (!want.has(name)) steps.push({ kind: 'delete-service', service: name, description: `- service ${name}` });
     for (const s of desired) {
       const have = this.kernel.get(s.name);

@@ -3,8 +3,8 @@ import type {
   IpvsClient, IpvsDest, IpvsDestSpec, IpvsFamily, IpvsInfo, IpvsOperation, IpvsOperationResult, IpvsService, IpvsServiceKey,
   IpvsServiceSpec, IpvsSyncDaemon, IpvsTimeouts,
 } from '../../src/ipvs/types.js';
-import { destId, keyString } from '../../src/ipvs/convert.js';
-import { runOperation } from '../../src/ipvs/operation.js';
+import { destId, keyString } from '../../src/ipvs/model-specs.js';
+import { runOperation } from '../../src/ipvs/executor.js';
 
 /**
  * An in-memory IpvsClient for pure tests: kernel-like errors (EEXIST, ENOENT, ESRCH), call

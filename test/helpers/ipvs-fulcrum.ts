@@ -6,8 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { parseDesiredState, type Service } from '../../src/model/index.js';
 import { IpvsReconciler } from '../../src/ipvs/reconciler.js';
-import { openIpvsClient } from '../../src/ipvs/open-client.js';
-import { silentLogger } from '../../src/log.js';
+import { openIpvsClient } from '../../src/ipvs/client.js';
 import { run } from './netns.js';
 import { ipvsSkipReason, resetIpvs } from './ipvs-vm.js';
 import { IpvsLab } from './ipvs-lab.js';
@@ -21,7 +20,7 @@ export function services(list: object[]): Service[] {
 }
 
 export async function reconcilerIn(stateDir: string, opts: { drainTimeoutMs?: number } = {}): Promise<IpvsReconciler> {
-  return new IpvsReconciler({ client: await openIpvsClient(), stateDir, logger: silentLogger(), ...opts });
+  return new IpvsReconciler({ client: await openIpvsClient(), stateDir, ...opts });
 }
 
 export function tempDir(): { dir: string; remove: () => void } {

@@ -186,14 +186,20 @@ export class IpvsPair {
    * The client's connections in the node's IPVS connection table (`ipvsadm -Lnc`), as
    * "client-port -> VIP port -> real server" (entries stay about 2 minutes in TIME_WAIT after a request).
    */
-  async clientConnections(n: PairNode): Promise<Set<string>> {
+  /**
+   * The node's IPVS connections from the client (`ipvsadm -Lnc`), each with its seconds to expiry.
+   * The expiry tells a new connection from an old entry whose client port the new one reused: the
+   * kernel reuses the entry of a TIME_WAIT connection for a new SYN on the same 4-tuple, and
+   * restarts its timer.
+   */
+  async clientConnections(n: PairNode): Promise<Map<string, number>> {
     const out = await this.ipvsadm(n, '-Lnc');
-    const conns = new Set<string>();
+    const conns = new Map<string, number>();
     for (const l of out.split('\n')) {
       // The VIP port belongs to the key: a NAT and a DR connection made at the same time may share
       // a client port (their 4-tuples differ), and both reach the same backend.
-      const m = new RegExp(`\\s${CLIENT.replace(/\./g, '\\.')}:(\\d+)\\s+${VIP.replace(/\./g, '\\.')}:(\\d+)\\s+(\\S+)`).exec(l);
-      if (m) conns.add(`${m[1]} -> ${m[2]} -> ${m[3]}`);
+      const m = new RegExp(`^\\S+\\s+(\\d+):(\\d+)\\s+\\S+\\s+${CLIENT.replace(/\./g, '\\.')}:(\\d+)\\s+${VIP.replace(/\./g, '\\.')}:(\\d+)\\s+(\\S+)`).exec(l.trim());
+      if (m) conns.set(`${m[3]} -> ${m[4]} -> ${m[5]}`, Number(m[1]) * 60 + Number(m[2]));
     }
     return conns;
   }

@@ -12,8 +12,6 @@ type Family = 'inet' | 'inet6';
 const v4 = (a: number, b: number, c: number) => `10.${a}.${b}.${c}`;
 const v6 = (a: number, b: number, c: number) => `2001:db8:${a.toString(16)}:${b.toString(16)}::${(c + 1).toString(16)}`;
 const addrOf = (f: Family, a: number, b: number, c: number) => (f === 'inet' ? v4(a, b, c) : v6(a, b, c));
-/** Seconds with a millisecond grain, as an operator writes them (0.5, 2, 1.25). */
-const seconds = (minMs: number, maxMs: number) => fc.integer({ min: minMs, max: maxMs }).map((ms) => ms / 1000);
 
 const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 

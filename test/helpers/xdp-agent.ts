@@ -9,7 +9,6 @@
 import { createInterface } from 'node:readline';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import { parseDesiredState } from '../../src/model/index.js';
-import { silentLogger } from '../../src/log.js';
 import type { Dataplane } from '../../src/dataplane/types.js';
 
 let dp: (Dataplane & { kernel: { reopened: boolean; program: { id: number } } }) | undefined;
@@ -19,7 +18,8 @@ const reply = (v: unknown) => process.stdout.write(`${JSON.stringify(v, (_k, x) 
 async function handle(cmd: Record<string, unknown>): Promise<unknown> {
   switch (cmd.op) {
     case 'create':
-      dp = await createXdpDataplane({ settings: cmd.settings as never, pinDir: cmd.pinDir as string, stateDir: cmd.stateDir as string, logger: silentLogger() });
+      // drainTimeoutSeconds 0: a removed backend goes at once (xdp-netns is about forwarding; the drain is agent-xdp-drain's).
+      dp = await createXdpDataplane({ settings: cmd.settings as never, pinDir: cmd.pinDir as string, stateDir: cmd.stateDir as string, drainTimeoutSeconds: 0, report: () => undefined });
       return { reopened: dp.kernel.reopened, progId: dp.kernel.program.id };
     case 'reconcile': {
       const state = parseDesiredState({ services: cmd.services });

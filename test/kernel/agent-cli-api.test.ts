@@ -41,6 +41,7 @@ const VIP = '10.0.0.1', B1 = '10.1.0.1', B2 = '10.1.0.2', VRRP_VIP = '192.0.2.10
 
 let lb: Netns, peer: Netns, backend: Netns;
 let dir: string, pinDir: string;
+let configDoc: Record<string, unknown>;
 let configPath: string, adminFile: string, readFile: string, noTokenFile: string, badTokenFile: string, notifyLog: string;
 let agent: AgentProcess | undefined;
 const extraAgents: AgentProcess[] = [];
@@ -108,7 +109,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
 interface Status {
   ready: boolean; revision: number; services: number;
   dataplanes: Array<{ name: string; available: boolean; reason?: string }>;
-  vrrp?: Array<{ name: string; state: string; priority: number; configuredPriority: number }>;
+  vrrp?: Array<{ name: string; state: string; priority: number; configuredPriority: number; maintenance: boolean }>;
 }
 const status = () => json<Status>(['status']);
 
@@ -147,10 +148,11 @@ before(async () => {
     ],
   }), { mode: 0o600 });
   const vi = { ...VI_FILE, notify: { exec: VI_FILE.notify.exec.map((a) => (a === 'NOTIFY_LOG' ? notifyLog : a)) } };
-  configPath = writeConfig('fulcrum.yaml', {
+  configDoc = {
     agent: settingsFor(join(dir, 'state'), { tokensFile: join(dir, 'tokens.yaml'), anonymousRead: true, bodyLimit: 16384, rateLimit: false }),
     xdp: XDP, services: SERVICES, vrrp: [vi],
-  });
+  };
+  configPath = writeConfig('fulcrum.yaml', configDoc);
 });
 
 after(async () => {
@@ -465,6 +467,58 @@ test('insecure: true serves plain HTTP on a non-loopback address, with a warning
   const r = await nsHttp(peer.name, { url: `http://198.18.0.1:${open.port}/readyz` });
   assert.equal(r.status, 200, r.body);
   assert.equal(await open.stop(), 0);
+});
+
+test('fulcrum vrrp maintenance on/off: the master hands over at once and stays backup, then takes the VIP back', { skip }, async () => {
+  const on = await cli(['vrrp', 'maintenance', 'on']);
+  assert.equal(on.code, 0, on.stderr);
+  assert.match(on.stdout, /^vi-file +backup +yes$/m);
+  // No peer answers here: the VIP goes after the make-before-break bound (4 advert intervals).
+  await waitFor('the VIP handed over', async () => (!(await addressesOn(lb, 'eth0')).includes(VRRP_VIP) ? true : undefined), 10_000);
+  await new Promise((r) => setTimeout(r, 4500)); // past Master_Down_Interval (3 s + skew): no takeover
+  const held = (await status()).vrrp?.find((v) => v.name === 'vi-file');
+  assert.deepEqual([held?.state, held?.maintenance], ['backup', true], 'maintenance holds with no master on the link');
+  assert.ok(!(await addressesOn(lb, 'eth0')).includes(VRRP_VIP));
+  assert.match((await cli(['status'])).stdout, /^vi-file +eth0 +51 +backup \(maintenance\) /m);
+  const denied = await api('POST', '/v1/vrrp/maintenance', { token: 'read', body: { enabled: false } });
+  assert.equal(denied.status, 403, 'maintenance needs admin');
+  const off = await cli(['vrrp', 'maintenance', 'off', '-o', 'json']);
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal((JSON.parse(off.stdout) as { changed: boolean }).changed, true);
+  await waitFor('vi-file master again', async () => ((await status()).vrrp?.find((v) => v.name === 'vi-file')?.state === 'master' ? true : undefined), 10_000);
+  await waitFor('the VIP back', async () => ((await addressesOn(lb, 'eth0')).includes(VRRP_VIP) ? true : undefined), 5000);
+});
+
+test('config reload: SIGHUP and POST /v1/reload apply a changed file; an invalid file is refused, the agent and its state stay', { skip }, async () => {
+  const extra = { name: 'reloaded', dataplane: 'xdp', address: VIP, port: 96, backends: [{ address: B1, port: 8080 }] };
+  const before = (await status()).revision;
+  writeFileSync(configPath, stringify({ ...configDoc, services: [...SERVICES, extra] }));
+  agent!.proc.kill('SIGHUP');
+  await waitFor('the SIGHUP reload applied', async () => ((await status()).revision === before + 1 ? true : undefined));
+  assert.equal((await status()).services, SERVICES.length + 1, "the file's desired state replaced the stored one");
+  assert.equal((await cli(['get', 'services', 'reloaded'])).code, 0);
+
+  writeFileSync(configPath, stringify({ ...configDoc, services: [...SERVICES, { ...extra, port: 70000 }] }));
+  const refused = await api('POST', '/v1/reload', { token: 'admin' });
+  assert.equal(refused.status, 400, refused.body);
+  assert.match(refused.body, /INVALID_CONFIG/);
+  assert.match(refused.body, /services\.\d+\.port|services\[\d+\]\.port/, 'the error names the field');
+  agent!.proc.kill('SIGHUP');
+  await waitFor('the refused SIGHUP reload logged', async () => (agent!.logs.some((l) => l.msg === 'config file reload refused; the running state is kept') ? true : undefined), 5000);
+  assert.equal(agent!.proc.exitCode, null, 'a bad file on SIGHUP does not stop the agent');
+  assert.equal((await status()).revision, before + 1, 'nothing changed');
+
+  writeFileSync(configPath, stringify(configDoc));
+  assert.equal((await api('POST', '/v1/reload', { token: 'read' })).status, 403, 'reload needs admin');
+  const dry = JSON.parse((await api('POST', '/v1/reload?dryRun=true', { token: 'admin' })).body) as { changed: boolean; dryRun: boolean; diff: Array<{ subject: string }>; restartNeeded: string[] };
+  assert.deepEqual([dry.changed, dry.dryRun, dry.restartNeeded], [true, true, []]);
+  assert.ok(dry.diff.some((d) => d.subject.includes('reloaded')), JSON.stringify(dry.diff));
+  assert.equal((await status()).revision, before + 1, 'a dry run changes nothing');
+  const applied = JSON.parse((await api('POST', '/v1/reload', { token: 'admin' })).body) as { changed: boolean; revision: number };
+  assert.deepEqual([applied.changed, applied.revision], [true, before + 2]);
+  const again = JSON.parse((await api('POST', '/v1/reload', { token: 'admin' })).body) as { changed: boolean; revision: number };
+  assert.deepEqual([again.changed, again.revision], [false, before + 2], 'an unchanged file changes nothing');
+  assert.equal((await status()).services, SERVICES.length);
 });
 
 test('SIGTERM: exit 0, the VRRP master releases its VIP, XDP stays; --cleanup (agent.log.level warn: no info lines) detaches and unpins', { skip }, async () => {

@@ -1,16 +1,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { stringify } from 'yaml';
-import { Netns, run } from '../helpers/netns.js';
-import { Lan } from '../helpers/lan.js';
-import { xdpSkipReason, testDirs, SMALL, PASS_OBJECT } from '../helpers/xdp.js';
-import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
+import { run, type Netns } from '../helpers/netns.js';
+import { xdpSkipReason, SMALL } from '../helpers/xdp.js';
+import { createXdpPairLab, setPairLinks, startPairAgent, type XdpPairLab, type XdpPairNode } from '../helpers/xdp-pair-lab.js';
+import { fulcrum } from '../helpers/agent-process.js';
 import { kill, startClient, startServer, type ClientResult } from '../helpers/health-e2e.js';
 import { waitFor } from '../helpers/vrrp-peers.js';
-import { heldVips, HandshakeWatcher, plug } from '../helpers/lb-pair.js';
+import { heldVips, HandshakeWatcher } from '../helpers/lb-pair.js';
 import { timers } from '../../src/vrrp/machine.js';
 
 /**
@@ -33,7 +33,7 @@ const skip = xdpSkipReason()
   ?? (existsSync('/usr/bin/tcpdump') || existsSync('/usr/sbin/tcpdump') ? undefined : 'needs tcpdump')
   ?? (existsSync('/usr/bin/curl') ? undefined : 'needs curl (GET /v1/status from inside the LB netns)');
 
-const VIP = '10.50.0.100', PLAIN_VIP = '10.50.0.200', GATEWAY = '10.60.0.1', CLIENT = '10.50.0.10';
+const VIP = '10.50.0.100', PLAIN_VIP = '10.50.0.200', GATEWAY = '10.60.0.1';
 const BACKENDS = ['10.60.0.11', '10.60.0.12', '10.60.0.13'];
 /** The dr service keeps the port: its backends listen on it and hold the VIP on lo. */
 const DR_PORT = 81;
@@ -42,24 +42,15 @@ const HEALTH = { check: { kind: 'http', path: '/' }, interval: 0.5, timeout: 0.3
 /** Slack over the RFC bound for process scheduling, netlink and the 20 ms `ip addr` polling on a shared 2-core machine. */
 const SLACK_MS = 500;
 
-interface Node {
-  label: 'a' | 'b';
-  ns: Netns;
-  priority: number;
-  front: { mac: string; address: string };
-  back: { mac: string; address: string };
-  dirs: { pinDir: string; stateDir: string };
-  config: string;
-  tokenFile: string;
-  agent?: AgentProcess | undefined;
-}
+type Node = XdpPairNode;
 
-let front: Lan, back: Lan, client: Netns;
-const backends: Netns[] = [];
+let lab: XdpPairLab | undefined;
+let client: Netns;
+let backends: Netns[] = [];
 const servers: ChildProcess[] = [], drServers: ChildProcess[] = [];
 const clients: ChildProcess[] = [];
 let handshakes: HandshakeWatcher | undefined;
-const nodes: Node[] = [];
+let nodes: Node[] = [];
 const A = () => nodes[0]!, B = () => nodes[1]!;
 
 const ALL_VIPS = [{ dev: 'eth0', address: VIP }, { dev: 'eth1', address: GATEWAY }, { dev: 'eth0', address: PLAIN_VIP }];
@@ -136,13 +127,8 @@ async function burst(vip: string, ms: number, port = 80): Promise<ClientResult[]
 
 const ids = (rs: ClientResult[]) => rs.map((r) => r.id ?? `error:${r.error}`);
 
-async function startAgent(n: Node): Promise<void> {
-  n.agent = await AgentProcess.start(n.config, { netns: n.ns.name });
-}
-
-async function setLinks(n: Node, up: boolean): Promise<void> {
-  for (const dev of ['eth0', 'eth1']) await n.ns.exec('ip', ['link', 'set', dev, up ? 'up' : 'down']);
-}
+const startAgent = startPairAgent;
+const setLinks = setPairLinks;
 
 /** Backend i's HTTP server (answers its name, b1..b3). */
 async function startBackend(i: number): Promise<void> {
@@ -156,40 +142,15 @@ async function startDrBackend(i: number): Promise<void> {
 
 before(async () => {
   if (skip) return;
-  if (!existsSync(PASS_OBJECT)) throw new Error(`${PASS_OBJECT} is not built`);
-  front = await Lan.create();
-  back = await Lan.create();
-  client = await front.addHost('client', '02:00:5e:50:00:0a', [`${CLIENT}/24`]);
-  // veth hands locally sent packets over with CHECKSUM_PARTIAL, which XDP_TX/redirect would lose.
-  await client.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
-  for (const [i, label] of (['a', 'b'] as const).entries()) {
-    const ns = await Netns.create(`flp${label}`);
-    const dirs = testDirs();
-    const n: Node = {
-      label, ns, priority: label === 'a' ? 200 : 100, dirs,
-      front: { mac: `02:00:5e:50:00:0${i + 2}`, address: `10.50.0.${i + 2}` },
-      back: { mac: `02:00:5e:60:00:0${i + 2}`, address: `10.60.0.${i + 2}` },
-      config: join(dirs.stateDir, 'fulcrum.yaml'),
-      tokenFile: join(dirs.stateDir, 'state', 'admin.token'),
-    };
-    nodes.push(n);
-    await plug(front, ns, 'eth0', n.front.mac, [`${n.front.address}/24`], { xdpPeer: true });
-    await plug(back, ns, 'eth1', n.back.mac, [`${n.back.address}/24`], { xdpPeer: true });
-    for (const dev of ['eth0', 'eth1']) await ns.exec('ethtool', ['-K', dev, 'tx', 'off']);
-    await ns.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  lab = await createXdpPairLab({ prefix: 'flp', net: 50, backends: BACKENDS, gateway: GATEWAY, drVip: VIP });
+  ({ client, nodes, backends } = lab);
+  for (const n of nodes) {
     writeFileSync(n.config, stringify({
-      agent: { stateDir: join(dirs.stateDir, 'state'), api: { port: 0 }, xdp: { pinDir: dirs.pinDir }, reconcileIntervalSeconds: 2 },
+      agent: { stateDir: join(n.dirs.stateDir, 'state'), api: { port: 0 }, xdp: { pinDir: n.dirs.pinDir }, reconcileIntervalSeconds: 2 },
       ...desiredState(n.priority),
     }));
   }
-  for (const [i, address] of BACKENDS.entries()) {
-    const b = await back.addHost(`b${i + 1}`, `02:00:5e:60:00:1${i + 1}`, [`${address}/24`]);
-    backends.push(b);
-    await b.exec('ip', ['route', 'add', 'default', 'via', GATEWAY]);
-    await b.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
-    // dr: the VIP is local on lo but never answered for on the wire; replies leave from it.
-    await b.exec('ip', ['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
-    await b.exec('sysctl', ['-qw', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2']);
+  for (const i of BACKENDS.keys()) {
     await startBackend(i);
     await startDrBackend(i);
   }
@@ -201,14 +162,7 @@ after(async () => {
   if (skip) return;
   handshakes?.stop();
   for (const p of [...clients, ...servers, ...drServers]) if (p) await kill(p);
-  for (const n of nodes) if (n.agent) await n.agent.kill9().catch(() => undefined);
-  for (const ns of [...nodes.map((n) => n.ns)]) await ns.delete();
-  await front?.delete();
-  await back?.delete();
-  for (const n of nodes) {
-    await run('rm', ['-rf', n.dirs.pinDir], { allowFail: true });
-    rmSync(n.dirs.stateDir, { recursive: true, force: true });
-  }
+  await lab?.delete();
 });
 
 test('the higher-priority node holds every VIP, the other none, and clients are served through it', { skip }, async () => {

@@ -1,13 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { Netns, vethPair, run } from '../helpers/netns.js';
-import { xdpSkipReason, testDirs, PASS_OBJECT } from '../helpers/xdp.js';
+import { run, type Netns } from '../helpers/netns.js';
+import { xdpSkipReason, testDirs } from '../helpers/xdp.js';
+import { createXdpAgentLab, ECHO, LAB_XDP, labBackend, type XdpAgentLab } from '../helpers/xdp-agent-lab.js';
 import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
 
 /**
@@ -19,20 +19,16 @@ import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
  */
 
 const skip = xdpSkipReason() ?? (existsSync('/usr/sbin/ethtool') || existsSync('/sbin/ethtool') ? undefined : 'needs ethtool (scripts/setup.sh installs it)');
-const ECHO = fileURLToPath(new URL('../helpers/xdp-traffic.js', import.meta.url));
 
+let lab: XdpAgentLab | undefined;
 let client: Netns, lb: Netns;
-const backends: Netns[] = [];
 const procs: ChildProcess[] = [];
 let dirs: { pinDir: string; stateDir: string };
 let agent: AgentProcess | undefined;
 let configPath: string, statePath: string, tokenFile: string;
 
-const XDP = {
-  interfaces: [{ name: 'l0', mode: 'native' }, { name: 'lb1', mode: 'native' }, { name: 'lb2', mode: 'native' }],
-  maxVips: 8, maxBackends: 64, maglevTableSize: 251, conntrackSize: 4096,
-};
-const b4 = (i: number) => `10.1.${i}.1`;
+const XDP = LAB_XDP;
+const b4 = labBackend;
 const WEB = { name: 'web', dataplane: 'xdp', address: '10.0.0.1', port: 80, backends: [1, 2].map((i) => ({ address: b4(i), port: 8080 })) };
 
 const cli = (words: string[]) => fulcrum(words, agent!.server, tokenFile, lb.name);
@@ -44,30 +40,9 @@ async function ask(n: number): Promise<string[]> {
 
 before(async () => {
   if (skip) return;
-  if (!existsSync(PASS_OBJECT)) throw new Error(`${PASS_OBJECT} is not built`);
   dirs = testDirs();
-  client = await Netns.create('fac');
-  lb = await Netns.create('fal');
-  await vethPair(client, 'c0', ['10.9.0.5/24'], lb, 'l0', ['10.9.0.254/24']);
-  await client.exec('ip', ['route', 'add', 'default', 'via', '10.9.0.254']);
-  // Native XDP on veth transmits only when the peer has an XDP program too.
-  await client.exec('ip', ['link', 'set', 'dev', 'c0', 'xdpdrv', 'obj', PASS_OBJECT, 'sec', 'xdp']);
-  // A veth hands locally sent packets over with CHECKSUM_PARTIAL, which XDP_TX/redirect loses;
-  // real NICs never deliver such packets, so the test hosts checksum in software.
-  await client.exec('ethtool', ['-K', 'c0', 'tx', 'off']);
-  for (const i of [1, 2]) {
-    const b = await Netns.create(`fab${i}`);
-    backends.push(b);
-    await vethPair(b, 'eth0', [`${b4(i)}/24`], lb, `lb${i}`, [`10.1.${i}.254/24`]);
-    await b.exec('ip', ['route', 'add', 'default', 'via', `10.1.${i}.254`]);
-    await b.exec('ip', ['link', 'set', 'dev', 'eth0', 'xdpdrv', 'obj', PASS_OBJECT, 'sec', 'xdp']);
-    await b.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
-    const srv = b.spawn(process.execPath, [ECHO, 'server', `b${i}`, 'tcp:8080']);
-    procs.push(srv);
-    await new Promise((r) => srv.stdout!.once('data', r));
-  }
-  await lb.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  for (const i of [1, 2]) await lb.exec('ping', ['-c1', '-W2', b4(i)]);
+  lab = await createXdpAgentLab('fa');
+  ({ client, lb } = lab);
 
   configPath = join(dirs.stateDir, 'fulcrum.yaml');
   statePath = join(dirs.stateDir, 'state.yaml');
@@ -84,7 +59,7 @@ after(async () => {
   if (agent) await agent.kill9().catch(() => undefined);
   if (configPath) await AgentProcess.once(configPath, ['--cleanup'], lb?.name).catch(() => undefined);
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  for (const ns of [client, lb, ...backends]) await ns?.delete();
+  await lab?.delete();
   if (dirs) {
     await run('rm', ['-rf', dirs.pinDir], { allowFail: true });
     rmSync(dirs.stateDir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { configFor, docsTokens, hostFor, usesTokensFile, vrrpNames } from '../he
 import { xdpSkipReason } from '../helpers/xdp.js';
 import { AgentProcess, fulcrum } from '../helpers/agent-process.js';
 import { nsHttp } from '../helpers/ns-http.js';
-import { agentConfigExamples, KNOWN_INVALID_EXAMPLES } from '../helpers/docs-examples.js';
+import { agentConfigExamples, KNOWN_INVALID_EXAMPLES, usesEtcd } from '../helpers/docs-examples.js';
 
 /**
  * Every agent config of the documentation (docs/examples/*.yaml, the yaml blocks of docs/*.md and
@@ -39,7 +39,8 @@ test('the documentation has agent config examples (docs/examples, docs/*.md, REA
   assert.ok(sources.filter((s) => s.startsWith('docs/') && s.includes('.md#')).length >= 4, sources.join(', '));
 });
 
-for (const example of examples) {
+// A cluster member needs an etcd: the cluster tier starts those (test/cluster/agent-cluster.test.ts).
+for (const example of examples.filter((e) => !usesEtcd(e.doc))) {
   const todo = KNOWN_INVALID_EXAMPLES[example.source];
   test(`${example.source}: a real agent starts on it and reaches ready`, { skip, ...(todo ? { todo } : {}) }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fulcrum-docs-'));

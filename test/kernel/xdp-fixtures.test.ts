@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { withNetnsSync, xdpContext, ifIndex, XdpAction } from '../../src/bpf/index.js';
 import { parseDesiredState } from '../../src/model/index.js';
-import { silentLogger } from '../../src/log.js';
 import { createXdpDataplane } from '../../src/xdp/dataplane.js';
 import type { Dataplane } from '../../src/dataplane/types.js';
 import type { XdpKernel } from '../../src/xdp/kernel.js';
-import { addr16, conntrackSet, decodeBackend, decodeConntrackSet, decodeVipMeta, encodeVipKey, flowHash, maglevIndex, maglevPosition, u32, ENUMS, STRUCTS } from '../../src/xdp/abi.js';
+import { addr16, conntrackSet, decodeConntrackSet, decodeVipMeta, encodeVipKey, flowHash, u32, ENUMS, STRUCTS } from '../../src/xdp/abi.js';
+import { maglevLookup } from '../../src/xdp/explain.js';
 import { Netns } from '../helpers/netns.js';
 import { buildPacket, parsePacket, sameAddress, type PacketSpec } from '../helpers/packets.js';
 import { xdpSkipReason, testDirs, SMALL } from '../helpers/xdp.js';
@@ -58,7 +58,9 @@ before(async () => {
   await ns.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
   await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
   ifindex = withNetnsSync(ns.name, () => ifIndex('d0'));
-  dp = await createXdpDataplane({ settings: { interfaces: [], ...SMALL, maxVips: 16, detachOnShutdown: false }, ...dirs, logger: silentLogger() });
+  // drainTimeoutSeconds 0: a removed backend goes at once (these fixtures are about what its freed
+  // slot does to its flows; a drain that keeps them is agent-xdp-drain's).
+  dp = await createXdpDataplane({ settings: { interfaces: [], ...SMALL, maxVips: 16, detachOnShutdown: false }, ...dirs, drainTimeoutSeconds: 0, report: () => undefined });
   const r = await dp.reconcile(parseDesiredState({ services }).services);
   assert.equal(r.applied, true);
 });
@@ -297,15 +299,11 @@ const ctSets = () => dp.kernel.limits.conntrackSize / ENUMS.fl_limits.FL_CT_WAYS
 const readSet = (set: number) => decodeConntrackSet(dp.kernel.maps.conntrack.lookup(u32(set))!);
 const clearSet = (set: number) => dp.kernel.maps.conntrack.update(u32(set), Buffer.alloc(STRUCTS.fl_ct_set.size));
 
-/** The backend port the live Maglev table of `spread` gives a flow hash (read from the maps). */
+/** The backend port the live Maglev table of `spread` gives a flow hash (src/xdp/explain.ts, the lookup `fulcrum explain` uses). */
 function maglevPort(hash: number): { slot: number; port: number; gen: number } {
   const meta = decodeVipMeta(dp.kernel.maps.vips.lookup(encodeVipKey({ address: '10.0.0.5', family: 'inet', port: 80, protocol: 'tcp' }))!);
-  const size = dp.kernel.limits.maglevTableSize;
-  const entry = maglevIndex(meta.id, meta.slot, maglevPosition(hash, size), size);
-  const line = ENUMS.fl_limits.FL_MAGLEV_LINE;
-  const slot = dp.kernel.maps.maglev.lookup(u32(Math.floor(entry / line)))!.readUInt32LE((entry % line) * 4);
-  const b = decodeBackend(dp.kernel.maps.backends.lookup(u32(slot))!);
-  return { slot, port: b.port, gen: b.gen };
+  const hit = maglevLookup(dp.kernel, meta, hash);
+  return { slot: hit.slot, port: hit.backend!.port, gen: hit.backend!.gen };
 }
 
 test('fixture: every new flow goes where flowHash and the live Maglev table say, and is recorded in its set', { skip }, async () => {

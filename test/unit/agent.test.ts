@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildAgent } from '../../src/agent/agent.js';
 import { diffStates } from '../../src/agent/diff.js';
-import { FileStateStore, sameValue, stateDigest } from '../../src/agent/store.js';
+import { FileStateStore, stateDigest } from '../../src/agent/store.js';
+import { sameValue } from '../../src/util/json-value.js';
 import { EventBus } from '../../src/events.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetricsRegistry } from '../../src/metrics.js';
@@ -295,5 +296,34 @@ describe('agent: incremental validation', () => {
     assert.match(bad({ ...base, services: [...base.services, svc('a', '10.0.0.9')] }), /services\[3\]\.name: duplicate service name a/);
     assert.match(bad({ ...base, services: [...base.services, svc('d', '10.0.0.1')] }), /services\[3\]: tcp 10\.0\.0\.1:80 is already services\[0\]/);
     assert.match(bad({ ...base, extra: 1 }), /Unrecognized key/);
+  });
+});
+
+describe('agent: a change with the revision the cluster gives it (agent.store kind etcd)', () => {
+  test('that revision is stored, also for an unchanged state; no If-Match check; a service on a missing dataplane is kept, not programmed', async () => {
+    const { harness } = await import('../helpers/agent-harness.js');
+    const h = await harness();
+    try {
+      const xdpService = { ...svc('fast', '10.9.0.1'), dataplane: 'xdp', scheduler: 'maglev' };
+      const r = await h.agent.change(() => ({ services: [svc('web', '10.0.0.1'), xdpService] }), { actor: 'cluster', action: 'apply', revision: 7 });
+      assert.deepEqual([r.revision, r.changed, r.applied], [7, true, true]);
+      assert.equal(h.store.load()?.revision, 7);
+      assert.deepEqual([...h.ipvs.kernel.keys()], ['web'], 'the xdp service is stored, not programmed');
+      assert.deepEqual(h.agent.state.services.map((s) => s.name), ['web', 'fast']);
+      const same = await h.agent.change((s) => s, { actor: 'cluster', action: 'apply', revision: 9, ifMatch: 1 });
+      assert.deepEqual([same.revision, same.changed, h.agent.revision, h.store.load()?.revision], [9, false, 9, 9]);
+      // Without a revision (the file store's path) the missing dataplane is still refused, If-Match still checked.
+      await assert.rejects(h.agent.change((s) => ({ services: [...s.services, { ...xdpService, name: 'fast2', address: '10.9.0.2' }] }), { actor: 'api', action: 'put' }), { code: 'FEATURE_MISSING' });
+      await assert.rejects(h.agent.change((s) => s, { actor: 'api', action: 'put', ifMatch: 1 }), { code: 'PRECONDITION_FAILED' });
+      // The file store has no cluster: no stale mark, and GET /v1/cluster says so.
+      const st = await h.app.inject({ method: 'GET', url: '/v1/state', headers: { authorization: 'Bearer admin-token-0123456789abcdef' } });
+      assert.equal(st.json().stale, undefined);
+      assert.equal(st.headers['fulcrum-stale'], undefined);
+      const c = await h.app.inject({ method: 'GET', url: '/v1/cluster', headers: { authorization: 'Bearer admin-token-0123456789abcdef' } });
+      assert.equal(c.statusCode, 404);
+      assert.match(c.json().message, /not in a cluster/);
+    } finally {
+      await h.close();
+    }
   });
 });

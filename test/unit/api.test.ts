@@ -323,6 +323,7 @@ describe('REST API rules (fake dataplanes, app.inject)', () => {
       const big = await h.app.inject({ method: 'PUT', url: '/v1/state', headers: admin, payload: { services: [], pad: 'x'.repeat(4096) } });
       assert.equal(big.statusCode, 413);
       assert.equal(big.json().code, 'PAYLOAD_TOO_LARGE');
+      assert.match(big.json().message, /limit of 2048 bytes: raise agent\.api\.bodyLimit in its config file/);
       let limited;
       for (let i = 0; i < 6; i++) limited = await h.app.inject({ url: '/v1/services', headers: reader });
       assert.equal(limited!.statusCode, 429);

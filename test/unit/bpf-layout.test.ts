@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertLayout, decodeStruct, encodeStruct, layoutMismatches, type StructLayout } from '../../src/bpf/layout.js';
 
-// Shaped like what Btf.structLayout() returns for bpf/test_maps.h `struct test_backend`
+// Shaped like what Btf.structLayout() returns for bpf/test/test_maps.h `struct test_backend`
 // (the kernel tier checks the real BTF; this tier checks the pure logic).
 const backend: StructLayout = {
   name: 'test_backend', kind: 'struct', size: 32,

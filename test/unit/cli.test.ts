@@ -1,6 +1,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { COMMANDS } from '../../src/cli/commands/index.js';
@@ -78,6 +81,43 @@ describe('CLI against a running API (fake dataplane)', () => {
     assert.match(down.error!.message, /cannot reach the agent at http:\/\/127\.0\.0\.1:1/);
     const opt = await cli(['status', '-o', 'xml'], env);
     assert.match(opt.error!.message, /-o: "xml" is not table or json/);
+  });
+});
+
+describe('CLI waiting for a slow agent', () => {
+  // A loopback server that answers after 1.5 s, as an agent applying a large table would.
+  let server: Server;
+  let env: Record<string, string>;
+  const answered: string[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => {
+        answered.push(`${req.method} ${req.url}`);
+        res.setHeader('content-type', 'application/json');
+        res.end(req.method === 'GET'
+          ? JSON.stringify({ revision: 1, dataplanes: [], vrrp: [], health: [] })
+          : JSON.stringify({ changed: false, dryRun: false, revision: 1, diff: [], plan: [] }));
+      }, 1500));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    env = { FULCRUM_SERVER: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, FULCRUM_TOKEN: ADMIN };
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  test('a change waits for its answer; --timeout bounds it and says the change may still be applying', async () => {
+    const file = join(tmpdir(), `fulcrum-cli-slow-${process.pid}.yaml`);
+    writeFileSync(file, 'services: []\n');
+    const waited = await cli(['apply', '-f', file], env);
+    assert.equal(waited.error, undefined);
+    assert.equal(waited.out, 'no changes (revision 1)\n');
+    const bounded = await cli(['apply', '-f', file, '--timeout', '0.5'], env);
+    assert.match(bounded.error!.message, /no answer from http:\/\/127\.0\.0\.1:\d+ within 0\.5 s; the agent may still be applying the change: `fulcrum status` shows its revision/);
+    const read = await cli(['status', '--timeout', '0.5'], env);
+    assert.match(read.error!.message, /within 0\.5 s$/);
+    const bad = await cli(['status', '--timeout', 'soon'], env);
+    assert.match(bad.error!.message, /--timeout: "soon" is not a number of seconds/);
+    rmSync(file);
   });
 });
 

@@ -284,6 +284,41 @@ test('maxInFlight bounds concurrent probes; the rest wait', async () => {
   mgr.close();
 });
 
+test('the health state file is versioned; the unversioned form earlier agents wrote still restores', async () => {
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-health-state-'));
+  try {
+    const stateFile = join(dir, 'health-state.json');
+    const clock = new ManualClock();
+    const net = new FakeNet(clock);
+    net.set('10.0.1.1:80', 'up');
+    const make = () => new HealthManager({ logger: silentLogger(), clock, events: new EventBus(), metrics: createMetricsRegistry({ defaultMetrics: false }), random: () => 0.5, stateFile, checkers: { tcp: () => net.checker() } });
+    const services = parseDesiredState({ services: [svc()] }).services;
+    const first = make();
+    first.update(services);
+    await clock.advance(3000);
+    first.close();
+    const doc = JSON.parse(readFileSync(stateFile, 'utf8')) as { version: number; data: { savedAt: number; backends: unknown[] } };
+    assert.equal(doc.version, 1);
+    assert.equal(doc.data.backends.length, 2);
+
+    // What earlier agents wrote: the data alone, compact, no version.
+    writeFileSync(stateFile, JSON.stringify(doc.data));
+    const second = make();
+    second.update(services);
+    assert.deepEqual(weights(second, services), ['10.0.1.1:80=2 10.0.1.2:80=0'], 'restored from the unversioned form');
+    second.close();
+
+    writeFileSync(stateFile, JSON.stringify({ version: 1, data: { savedAt: clock.wallNow(), backends: [{ service: 'web' }] } }));
+    const third = make();
+    third.update(services);
+    assert.deepEqual(weights(third, services), ['10.0.1.1:80=0 10.0.1.2:80=0'], 'an invalid file is not trusted: warm-up');
+    third.close();
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
 test('a restarted manager takes the saved states (no warm-up drop), unless stale or the check changed', async () => {
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { join } = await import('node:path');
@@ -322,4 +357,25 @@ test('a restarted manager takes the saved states (no warm-up drop), unless stale
     assert.deepEqual(weights(fourth, changed), ['10.0.1.1:80=0 10.0.1.2:80=0'], 'another check: warm-up again');
     fourth.close();
   } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('effectiveServices returns the same object while a service\'s effective backends stay the same (dataplanes skip no-op reconciles by identity)', async () => {
+  const { clock, net, mgr, state } = setup([svc({}, { initialState: 'up' })]);
+  net.set('10.0.1.1:80', 'up');
+  net.set('10.0.1.2:80', 'up');
+  const first = mgr.effectiveServices(state.services)[0]!;
+  assert.notEqual(first, state.services[0], 'a service with health is a derived object');
+  assert.equal(mgr.effectiveServices(state.services)[0], first, 'nothing changed: the same object');
+  net.set('10.0.1.2:80', 'down');
+  await clock.advance(4000);
+  const down = mgr.effectiveServices(state.services)[0]!;
+  assert.notEqual(down, first, 'a backend went down: a new object');
+  assert.deepEqual(down.backends.map((b) => b.weight), [2, 0]);
+  assert.equal(mgr.effectiveServices(state.services)[0], down);
+  net.set('10.0.1.2:80', 'up');
+  await clock.advance(3000);
+  const back = mgr.effectiveServices(state.services)[0]!;
+  assert.deepEqual(back.backends.map((b) => b.weight), [2, 3]);
+  assert.notEqual(back, down);
+  mgr.close();
 });

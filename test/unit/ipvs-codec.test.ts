@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { CMD_TABLE, IPVS_CMD, decode, encode, type IpvsWireMessage, type IpvsCmd } from '../../src/ipvs/codec.js';
 import { GENL_ID_CTRL, NLMSG_DONE, NLMSG_ERROR, encodeAttrs, decodeAttrs, parseNlmsgs, parseNlmsgErr, type NlMessage } from '../../src/ipvs/netlink-wire.js';
-import { destFromWire, ipvsRequest, serviceFromWire, daemonFromWire, timeoutsFromWire } from '../../src/ipvs/wire-convert.js';
+import { destFromWire, ipvsRequest, serviceFromWire, daemonFromWire, timeoutsFromWire } from '../../src/ipvs/wire-messages.js';
 import type { IpvsDestSpec, IpvsServiceKey, IpvsServiceSpec } from '../../src/ipvs/types.js';
 
 /**

@@ -3,15 +3,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { wrapReconciler } from '../../src/ipvs/dataplane.js';
+import { ipvsDataplaneOver } from '../../src/ipvs/dataplane.js';
 import { parseDesiredState } from '../../src/model/index.js';
-import { silentLogger } from '../../src/log.js';
 import { FakeIpvsClient } from '../helpers/fake-ipvs.js';
 
 test('the IPVS Dataplane reconciles, reports stats by service name, drains, and closes its client', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-dp-'));
   const client = new FakeIpvsClient();
-  const dp = wrapReconciler(client, { stateDir: dir, logger: silentLogger(), drainPollSeconds: 3600 });
+  const dp = ipvsDataplaneOver(client, { stateDir: dir, report: () => undefined, drainPollSeconds: 3600 });
   try {
     assert.equal(dp.name, 'ipvs');
     const svcs = parseDesiredState({ services: [{ name: 'web', address: '10.0.0.1', port: 80, backends: [{ address: '10.0.1.1' }] }] }).services;

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { parseDesiredState, type Service } from '../../src/model/index.js';
 import { IpvsReconciler } from '../../src/ipvs/reconciler.js';
 import { FulcrumError } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
 import { FakeIpvsClient } from '../helpers/fake-ipvs.js';
+import { systemClock, type Clock } from '../../src/util/clock.js';
 
 const MUTATING = ['addService', 'editService', 'deleteService', 'addDestination', 'editDestination', 'deleteDestination', 'flush'];
 
@@ -21,23 +21,23 @@ function services(weight2 = 1, extra: object[] = []): Service[] {
   }).services;
 }
 
-function setup(opts: { now?: () => number; drainTimeoutMs?: number } = {}, batch = true) {
+function setup(opts: { clock?: Clock; drainTimeoutMs?: number } = {}, batch = true) {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-ipvs-'));
   const client = new FakeIpvsClient();
-  const make = () => new IpvsReconciler({ client: batch ? client : client.withoutBatch(), stateDir: dir, logger: silentLogger(), ...opts });
+  const make = () => new IpvsReconciler({ client: batch ? client : client.withoutBatch(), stateDir: dir, ...opts });
   return { dir, client, make, done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 const web = { family: 'inet' as const, protocol: 'tcp' as const, address: '10.0.0.1', port: 80 };
 
 test('first reconcile adds everything and records ownership; the next one plans nothing', async () => {
-  const { dir, client, make, done } = setup();
+  const { dir, make, done } = setup();
   try {
     const r = make();
     const first = await r.reconcile(services());
     assert.equal(first.applied, true);
     assert.deepEqual(first.steps.map((s) => s.kind).sort(), ['add-dest', 'add-dest', 'add-dest', 'add-service', 'add-service']);
-    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'ipvs-owned.json'), 'utf8')).owned, ['tcp 10.0.0.1:80', 'udp 10.0.0.1:53']);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'ipvs-owned.json'), 'utf8')).data.owned, ['tcp 10.0.0.1:80', 'udp 10.0.0.1:53']);
     const second = await r.reconcile(services());
     assert.deepEqual(second.steps, []);
     assert.equal(second.fullRead, true, 'unchanged desired state re-reads the kernel (drift check)');
@@ -139,7 +139,7 @@ for (const batch of [true, false]) test(`ownership is on disk before the kernel 
     await r.reconcile(services());
     let ownedAtAdd: string[] = [];
     client.failWhen = (op, _key, dest) => {
-      if (op === 'addService') ownedAtAdd = JSON.parse(readFileSync(join(dir, 'ipvs-owned.json'), 'utf8')).owned;
+      if (op === 'addService') ownedAtAdd = JSON.parse(readFileSync(join(dir, 'ipvs-owned.json'), 'utf8')).data.owned;
       return op === 'addDestination' && dest?.address === '10.0.2.2' ? 22 : undefined;
     };
     const before = JSON.stringify([...client.services].map(([k, v]) => [k, v.spec, [...v.dests]]));
@@ -164,7 +164,7 @@ for (const batch of [true, false]) test(`ownership is on disk before the kernel 
 
 test('a removed backend drains: weight 0, listed by drains(), deleted when idle or at the timeout (injected clock)', async () => {
   let now = 1_000_000;
-  const { client, make, done } = setup({ now: () => now, drainTimeoutMs: 60_000 });
+  const { client, make, done } = setup({ clock: { ...systemClock, wallNow: () => now }, drainTimeoutMs: 60_000 });
   try {
     const r = make();
     await r.reconcile(services());

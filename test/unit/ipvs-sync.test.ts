@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { FulcrumError } from '../../src/errors.js';
 import { IpvsSyncSchema, type IpvsSync } from '../../src/model/ipvs.js';
 import { parseDesiredState } from '../../src/model/index.js';
-import { IpvsSyncDaemons, planSync, type SysctlPort } from '../../src/ipvs/sync.js';
+import { IpvsSyncDaemons, desiredSysctls, planSync, type SysctlPort } from '../../src/ipvs/sync.js';
 import { FakeIpvsClient } from '../helpers/fake-ipvs.js';
 
 /** The sync-daemon keeper over a fake IPVS client and fake sysctls (the VM tier runs the kernel's). */
@@ -14,7 +14,7 @@ import { FakeIpvsClient } from '../helpers/fake-ipvs.js';
 const sync = (over: Partial<IpvsSync> = {}): IpvsSync => IpvsSyncSchema.parse({ interface: 'eth1', syncId: 7, ...over });
 
 class FakeSysctls implements SysctlPort {
-  values = new Map<string, string>([['sync_version', '1'], ['sync_refresh_period', '0'], ['sync_retries', '0']]);
+  values = new Map<string, string>([['sync_version', '1'], ['sync_refresh_period', '0'], ['sync_retries', '0'], ['sync_threshold', '3\t50']]);
   writes: string[] = [];
   read(n: string) { return this.values.get(n); }
   write(n: string, v: string) { this.writes.push(`${n}=${v}`); this.values.set(n, v); }
@@ -48,9 +48,12 @@ test('sync: starts a master and a backup daemon with one sync id, sets the sysct
       '+ master sync daemon on eth1, sync id 7',
       '+ backup sync daemon on eth1, sync id 7',
       '~ net.ipv4.vs.sync_refresh_period = 10 (was 0)',
+      // /proc prints the vector tab-separated: compared by value.
+      '~ net.ipv4.vs.sync_threshold = 3 0 (was 3 50)',
     ]);
     assert.deepEqual([...t.client.daemons.keys()].sort(), ['backup', 'master']);
-    assert.deepEqual(t.sysctls.writes, ['sync_refresh_period=10']);
+    assert.deepEqual(t.sysctls.writes, ['sync_refresh_period=10', 'sync_threshold=3 0']);
+    t.sysctls.values.set('sync_threshold', '3\t0');
     // The kernel reports its defaults for what was left out: still the same daemons.
     assert.deepEqual(await k.reconcile(sync(), { dryRun: false }), []);
     assert.deepEqual(await t.keeper().reconcile(sync(), { dryRun: false }), [], 'a restarted agent owns them from its record');
@@ -58,6 +61,11 @@ test('sync: starts a master and a backup daemon with one sync id, sets the sysct
   } finally {
     t.done();
   }
+});
+
+test('sync: sync_threshold period 0 with a refresh period (quiet connections are refreshed); the kernel default without one', () => {
+  assert.deepEqual(Object.fromEntries(desiredSysctls(sync())).sync_threshold, '3 0');
+  assert.deepEqual(Object.fromEntries(desiredSysctls(sync({ refreshPeriod: 0 }))).sync_threshold, '3 50');
 });
 
 test('sync: drift is repaired, a changed setting restarts the daemons, removing the section stops only ours', async () => {
@@ -94,7 +102,7 @@ test('sync: a daemon Fulcrum did not start is left alone; in the way, it is a co
     assert.equal(t.client.daemons.get('backup')!.syncId, 9);
     // The same settings as Fulcrum wants: it is not Fulcrum's to stop, and no conflict.
     t.client.daemons.set('backup', { state: 'backup', interface: 'eth1', syncId: 7, port: 8848, ttl: 1, group: '224.0.0.81', maxLength: 1472 });
-    assert.deepEqual((await k.reconcile(sync(), { dryRun: false })).map((s) => s.description), ['+ master sync daemon on eth1, sync id 7', '~ net.ipv4.vs.sync_refresh_period = 10 (was 0)']);
+    assert.deepEqual((await k.reconcile(sync(), { dryRun: false })).map((s) => s.description), ['+ master sync daemon on eth1, sync id 7', '~ net.ipv4.vs.sync_refresh_period = 10 (was 0)', '~ net.ipv4.vs.sync_threshold = 3 0 (was 3 50)']);
     await k.reconcile(undefined, { dryRun: false });
     assert.deepEqual([...t.client.daemons.keys()], ['backup'], 'only the daemon Fulcrum started is stopped');
     await k.cleanup();

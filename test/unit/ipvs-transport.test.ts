@@ -2,11 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { NetlinkIpvsClient, Transport, openIpvsClient, type DatagramSocket, type IpvsOperation } from '../../src/ipvs/client.js';
+import { NetlinkIpvsClient, openIpvsClient } from '../../src/ipvs/client.js';
+import { runOperation } from '../../src/ipvs/executor.js';
+import { NetlinkTransport, type DatagramSocket } from '../../src/ipvs/netlink-transport.js';
 import { decode, encode } from '../../src/ipvs/codec.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, encodeNlmsg, parseNlmsgs } from '../../src/ipvs/netlink-wire.js';
 import { FeatureMissingError, KernelError } from '../../src/errors.js';
-import type { IpvsDestSpec, IpvsServiceKey } from '../../src/ipvs/types.js';
+import type { IpvsDestSpec, IpvsOperation, IpvsServiceKey } from '../../src/ipvs/types.js';
 
 /**
  * The client's transport against a fake kernel (a DatagramSocket): ACK elision, per-request errors
@@ -77,7 +79,7 @@ const addDest = (i: number): IpvsOperation => ({ op: 'addDestination', key, dest
 
 test('a bulk batch shares datagrams and needs one ACK per datagram', async () => {
   const k = new FakeKernel();
-  const client = new NetlinkIpvsClient(new Transport({}, k), FAMILY, { dumpSockets: 0 });
+  const client = new NetlinkIpvsClient(new NetlinkTransport({}, k), FAMILY, { dumpSockets: 0 });
   const results = await client.batch(Array.from({ length: 1000 }, (_, i) => addDest(i)));
   assert.equal(results.length, 1000);
   assert.ok(results.every((r) => r.ok));
@@ -89,7 +91,7 @@ test('a bulk batch shares datagrams and needs one ACK per datagram', async () =>
 
 test('an error inside a datagram fails that request only, with errno and meaning', async () => {
   const k = new FakeKernel(425984, '10.1.0.13');
-  const client = new NetlinkIpvsClient(new Transport({}, k), FAMILY, { dumpSockets: 0 });
+  const client = new NetlinkIpvsClient(new NetlinkTransport({}, k), FAMILY, { dumpSockets: 0 });
   const results = await client.batch(Array.from({ length: 40 }, (_, i) => addDest(i)));
   assert.deepEqual(results.map((r, i) => (r.ok ? -1 : i)).filter((i) => i >= 0), [13]);
   const bad = results[13];
@@ -103,7 +105,7 @@ test('an error inside a datagram fails that request only, with errno and meaning
 
 test('concurrent lists never run two dumps at once on one socket', async () => {
   const k = new FakeKernel();
-  const client = new NetlinkIpvsClient(new Transport({}, k), FAMILY, { dumpSockets: 0 });
+  const client = new NetlinkIpvsClient(new NetlinkTransport({}, k), FAMILY, { dumpSockets: 0 });
   const lists = await Promise.all(Array.from({ length: 20 }, () => client.listDestinations(key)));
   assert.deepEqual(lists.map((l) => l.length), Array(20).fill(1));
   assert.equal(lists[0]![0]!.address, '1.1.1.1');
@@ -113,10 +115,10 @@ test('concurrent lists never run two dumps at once on one socket', async () => {
 test('in-flight requests stay within what the receive buffer can answer', async () => {
   // Room for 10 answers of 1536 bytes at 75 %.
   const k = new FakeKernel(20480);
-  const transport = new Transport({ window: 1000 }, k);
+  const transport = new NetlinkTransport({ window: 1000 }, k);
   assert.equal(transport.effectiveWindow, 10);
   const client = new NetlinkIpvsClient(transport, FAMILY, { dumpSockets: 0 });
-  await Promise.all(Array.from({ length: 100 }, (_, i) => client.run(addDest(i))));
+  await Promise.all(Array.from({ length: 100 }, (_, i) => runOperation(client, addDest(i))));
   assert.ok(k.maxOutstanding <= 10, `at most 10 in flight, saw ${k.maxOutstanding}`);
   await client.close();
   await assert.rejects(client.addDestination(key, destSpec(1)), /closed/);

@@ -18,7 +18,7 @@ class Lan {
         if (!node.up) return;
         for (const [addr, other] of this.nodes) {
           if (addr === address || !other.up) continue;
-          this.clock.setTimeout(() => other.m.receive({ priority, interval: full.advertIntervalCs / (full.version === 2 ? 100 : 1) }, address), 1);
+          this.clock.setTimer(() => other.m.receive({ priority, interval: full.advertIntervalCs / (full.version === 2 ? 100 : 1) }, address), 1);
         }
       },
       transition: (t) => node.transitions.push(t),
@@ -276,4 +276,43 @@ test('receive checks: TTL, version, own packets, peers, v2 auth and interval; v3
   assert.equal(reason(checkReceived(a2({ interval: 2 }), 255, '10.0.0.2', v2)), 'interval-mismatch');
   const w = checkReceived(advert({ interval: 50, addresses: ['10.0.0.101'] }), 255, '10.0.0.2', cfg);
   assert.ok(w.ok && w.warnings.length === 2, 'interval and address list mismatch are logged, not dropped');
+});
+
+test('machine: maintenance hands over with priority 0 at once, stays backup (even past Master_Down and as owner), and ends with a new election', () => {
+  const lan = new Lan();
+  const a = lan.add('10.0.0.1', { priority: 200 });
+  const b = lan.add('10.0.0.2', { priority: 100 });
+  a.start(); b.start();
+  lan.clock.advance(10_000);
+  assert.equal(a.state, 'master');
+  a.setMaintenance(true);
+  assert.equal(a.inMaintenance, true);
+  assert.equal(lan.node('10.0.0.1').sent.at(-1), 0, 'the hand-over advert carries priority 0');
+  assert.equal(a.state, 'backup');
+  const skew = timers(3, 100, 100).skewMs;
+  lan.clock.advance(2 + Math.ceil(skew));
+  assert.equal(b.state, 'master', 'the peer takes over after Skew_Time, as on a planned stop');
+  lan.clock.advance(3000);
+  assert.equal(a.masterAddress, '10.0.0.2', 'the lower-priority master is known (it holds the VIPs for us)');
+  // Without maintenance, a (priority 200, preempt) would take the VIPs back at the next advert.
+  lan.crash('10.0.0.2');
+  lan.clock.advance(10 * down(200));
+  assert.equal(a.state, 'backup', 'in maintenance the router never takes over, even with no master');
+  a.setMaintenance(false);
+  lan.clock.advance(down(200) + 1);
+  assert.equal(a.state, 'master', 'maintenance ended: the election runs again');
+});
+
+test('machine: a router started in maintenance (the owner too) stays backup; a sync-group push cannot make it master', () => {
+  const lan = new Lan();
+  const a = lan.add('10.0.0.1', { priority: 255 });
+  a.setMaintenance(true);
+  a.start();
+  assert.equal(a.state, 'backup');
+  a.forceMaster('sync group');
+  lan.clock.advance(10_000);
+  assert.equal(a.state, 'backup');
+  assert.deepEqual(lan.node('10.0.0.1').sent, [], 'a router in maintenance sends nothing');
+  a.setMaintenance(false);
+  assert.equal(a.state, 'master', 'the owner takes over at once when maintenance ends');
 });

@@ -1,4 +1,7 @@
 import { test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { EventBus, type FulcrumEvent } from '../../src/events.js';
 import { createMetricsRegistry } from '../../src/metrics.js';
@@ -44,7 +47,7 @@ class FakeTransport implements VrrpTransport {
   inject(p: ReceivedPacket) { this.listener?.(p); }
 }
 
-async function setup() {
+async function setup(extra: { maintenanceFile?: string } = {}) {
   const clock = new FakeClock();
   const host = new FakeHost();
   const transports: FakeTransport[] = [];
@@ -52,8 +55,13 @@ async function setup() {
   const seen: FulcrumEvent[] = [];
   events.subscribe((e) => seen.push(e));
   const metrics = createMetricsRegistry({ defaultMetrics: false });
+  /** A manager on this host and clock (a second one stands for the process after a restart). */
+  const newManager = () => new VrrpManager({
+    logger: silentLogger(), events, metrics: createMetricsRegistry({ defaultMetrics: false }), clock, host, linkPollMs: 200, ...extra,
+    transportFactory: (o) => { const t = new FakeTransport(o); transports.push(t); return t; },
+  });
   const manager = new VrrpManager({
-    logger: silentLogger(), events, metrics, clock, host, linkPollMs: 200,
+    logger: silentLogger(), events, metrics, clock, host, linkPollMs: 200, ...extra,
     transportFactory: (o) => { const t = new FakeTransport(o); transports.push(t); return t; },
   });
   const flush = async () => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
@@ -65,7 +73,7 @@ async function setup() {
     for (let i = 0; i < 200 && !done; i++) await step(100);
     return out;
   };
-  return { clock, host, transports, events, seen, metrics, manager, flush, step, settle };
+  return { clock, host, transports, events, seen, metrics, manager, newManager, flush, step, settle };
 }
 
 const base = (over: Partial<VrrpInstanceInput> = {}): VrrpInstanceInput => ({ name: 'vi1', interface: 'eth0', vrid: 7, priority: 150, vips: ['10.0.0.100'], ...over });
@@ -343,4 +351,47 @@ test('manager: a re-created interface (new ifindex) restarts the instance on a n
   assert.equal(manager.status()[0]!.state, 'master');
   assert.deepEqual([...host.vips], ['12:10.0.0.100'], 'the VIP on the new link, none left on the old index');
   await settle(manager.close());
+});
+
+test('manager: maintenance hands a master over (priority 0, VIPs kept until the successor speaks), stays backup, and is kept across a restart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-vrrp-maint-'));
+  try {
+    const file = join(dir, 'vrrp-maintenance.json');
+    const { manager: m1, newManager, host, transports, step, flush, settle } = await setup({ maintenanceFile: file });
+    await m1.update(parse([base()]));
+    await flush();
+    await step(4000);
+    assert.equal(m1.status()[0]!.state, 'master');
+    const t = transports.at(-1)!;
+    const dry = m1.setMaintenance(true, { dryRun: true });
+    assert.deepEqual(dry, { changed: true, instances: [{ name: 'vi1', state: 'master', maintenance: true }] }, 'a dry run says what would change');
+    assert.equal(m1.status()[0]!.maintenance, false, 'and changes nothing');
+    const r = m1.setMaintenance(true);
+    assert.equal(r.changed, true);
+    await flush();
+    assert.equal(t.sent.at(-1)!.advert.priority, 0, 'priority 0 at once');
+    assert.equal(m1.status()[0]!.state, 'backup');
+    assert.deepEqual([...host.vips], ['2:10.0.0.100'], 'the VIP stays until the successor advertises');
+    t.inject(advertFrom('10.0.0.2', { priority: 100 }));
+    await flush();
+    assert.deepEqual([...host.vips], [], 'handed over');
+    await step(20_000);
+    assert.equal(m1.status()[0]!.state, 'backup', 'no takeover while the peer is silent: maintenance holds');
+    assert.equal(m1.setMaintenance(true).changed, false, 'idempotent');
+    await settle(m1.close());
+
+    // A restart (a rolling upgrade) keeps maintenance: the new process never takes the VIPs.
+    const m2 = newManager();
+    await m2.update(parse([base()]));
+    await flush();
+    await step(20_000);
+    assert.deepEqual(m2.status().map((s) => [s.state, s.maintenance]), [['backup', true]]);
+    assert.equal(host.vips.size, 0);
+    assert.equal(m2.setMaintenance(false).changed, true);
+    await step(4000);
+    assert.equal(m2.status()[0]!.state, 'master', 'ended: the election runs again and it takes over');
+    await settle(m2.close());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

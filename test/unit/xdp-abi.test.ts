@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { kernelHz } from '../../src/xdp/kernel.js';
+import { FeatureMissingError } from '../../src/errors.js';
+import { kernelHz, kernelJiffies } from '../../src/xdp/kernel.js';
 import { conntrackSet, flowHash, maglevPosition, ENUMS, MAPS, STRUCTS, KNOBS, PROGRAM_NAME, decodeBackend, encodeBackend, decodeVipMeta, encodeVipMeta, decodeVipKey, encodeVipKey, decodeEndpoint, encodeEndpoint } from '../../src/xdp/abi.js';
 
 // The compiled object's BTF is the source of truth (bpf/fulcrum_xdp.h); src/xdp/abi.ts must match it.
@@ -107,4 +108,10 @@ test('flowHash spreads flows evenly over Maglev entries and conntrack sets', () 
   // Poisson-ish: mean 64 per entry, 251 per set; no bucket far off.
   assert.ok(Math.max(...entries) < 64 * 2 && Math.min(...entries) > 64 / 3, `entries ${Math.min(...entries)}..${Math.max(...entries)}`);
   assert.ok(Math.max(...bySet) < 251 * 1.5 && Math.min(...bySet) > 251 / 1.5, `sets ${Math.min(...bySet)}..${Math.max(...bySet)}`);
+});
+
+test('kernelJiffies reads the "jiffies:" line of /proc/timer_list; without it the feature is missing', () => {
+  assert.equal(kernelJiffies(() => 'Timer List Version: v0.9\nnow at 15334009341474 nsecs\n  .last_jiffies   : 4298725736\njiffies: 4298726197\n'), 4298726197n);
+  assert.throws(() => kernelJiffies(() => 'now at 1 nsecs\n'), (e: unknown) => e instanceof FeatureMissingError && e.feature === 'timer-list');
+  assert.throws(() => kernelJiffies(() => { throw new Error('EACCES'); }), (e: unknown) => e instanceof FeatureMissingError && /EACCES/.test(e.message));
 });

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import type { BpfMap, BpfProgram } from '../../src/bpf/index.js';
 import { parseDesiredState } from '../../src/model/index.js';
 import { XdpSettingsSchema } from '../../src/model/xdp.js';
-import { silentLogger } from '../../src/log.js';
 import { FulcrumError } from '../../src/errors.js';
 import { decodeBackend, MAPS, STRUCTS, type MapName } from '../../src/xdp/abi.js';
-import { xdpDataplaneOver } from '../../src/xdp/dataplane.js';
+import { DEFAULT_DRAIN, xdpDataplaneOver } from '../../src/xdp/dataplane.js';
+import { ManualClock } from '../helpers/fake-clock.js';
 import type { NeighbourTable } from '../../src/xdp/neighbours.js';
 import type { XdpKernel } from '../../src/xdp/kernel.js';
 
@@ -38,15 +38,19 @@ class FakeMap {
   snapshot() { return new Map([...this.data].map(([k, v]) => [k, v.toString('hex')])); }
 }
 
-function fakeKernel(): { kernel: XdpKernel; maps: Record<MapName, FakeMap> } {
+/** Conntrack ticks of the fake kernel: jiffies >> 3 at HZ 1000, from the test's clock. */
+const TICKS_PER_SECOND = 125;
+
+function fakeKernel(clock: ManualClock = new ManualClock()): { kernel: XdpKernel; maps: Record<MapName, FakeMap> } {
   const limits = { maxVips: 4, maxBackends: 16, maglevTableSize: 251, conntrackSize: 1024 };
-  const size = (t: string) => (t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
-  const maps = Object.fromEntries(Object.entries(MAPS).map(([n, s]) => [n, new FakeMap(n, size(s.key), size(s.value), 1024, n === 'stats' || n === 'backend_pcpu')])) as Record<MapName, FakeMap>;
+  const size = (t: string) => (t === 'none' ? 0 : t === 'u32' ? 4 : t === 'u64' ? 8 : STRUCTS[t as keyof typeof STRUCTS].size);
+  const maps = Object.fromEntries(Object.entries(MAPS).map(([n, s]) => [n, new FakeMap(n, size(s.key), size(s.value), 1024, n === 'stats' || n === 'backend_pcpu' || n === 'flow_export_stats')])) as Record<MapName, FakeMap>;
   const kernel: XdpKernel = {
     maps: maps as unknown as Record<MapName, BpfMap>,
     program: { id: 1 } as unknown as BpfProgram,
-    limits, maglevMemory: undefined, reopened: false, pinDir: '/fake',
+    limits, maglevMemory: undefined, reopened: false, pinDir: '/fake', flowExport: false,
     attach: () => [], detach: () => undefined, close: () => undefined, destroy: () => undefined,
+    conntrackClock: () => ({ now: Math.floor((clock.now() * TICKS_PER_SECOND) / 1000), perSecond: TICKS_PER_SECOND }),
   };
   return { kernel, maps };
 }
@@ -58,7 +62,7 @@ async function withDataplane(fn: (t: { dp: ReturnType<typeof xdpDataplaneOver>; 
   const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-unit-'));
   try {
     const { kernel, maps } = fakeKernel();
-    await fn({ dp: xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, silentLogger(), neighbours), maps });
+    await fn({ dp: xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, () => undefined, neighbours), maps });
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
   }
@@ -157,4 +161,136 @@ test('vip_index writes: a copy becomes matchable (or stops being) only by its fa
   const gone = writes();
   assert.deepEqual(gone.map((w) => w[familyAt]), [0, 0]);
   assert.ok(gone.at(-1)!.equals(zero));
+}));
+
+// --- draining ---
+
+const DRAIN = { ...DEFAULT_DRAIN, timeoutSeconds: 300, pollSeconds: 5, flowIdleSeconds: 30 };
+const web = (backends: string[]) => parseDesiredState({ services: [svc('web', '10.0.0.1', backends)] }).services;
+
+/** Live backends by address: slot, weight. */
+function programmed(maps: Record<MapName, FakeMap>): Map<string, { slot: number; weight: number; gen: number }> {
+  const out = new Map<string, { slot: number; weight: number; gen: number }>();
+  for (const [k, v] of maps.backends.data) {
+    const b = decodeBackend(v);
+    if (b.active) out.set(b.address, { slot: Buffer.from(k, 'hex').readUInt32LE(0), weight: b.weight, gen: b.gen });
+  }
+  return out;
+}
+
+/** Writes `n` conntrack entries on (slot, gen) seen at `ticks`, from set `first` on. */
+function putFlows(maps: Record<MapName, FakeMap>, first: number, n: number, slot: number, gen: number, ticks: number): void {
+  const e = STRUCTS.fl_ct_entry;
+  for (let i = 0; i < n; i++) {
+    const set = Buffer.alloc(STRUCTS.fl_ct_set.size);
+    set[e.fields.key.offset + STRUCTS.fl_flow_key.fields.family.offset] = 2;
+    set.writeUInt32LE(slot, e.fields.backend.offset);
+    set.writeUInt16LE(gen & 0xffff, e.fields.gen.offset);
+    set.writeUInt32LE(ticks >>> 0, e.fields.seen.offset);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(first + i, 0);
+    maps.conntrack.data.set(key.toString('hex'), set);
+  }
+}
+
+async function withDrainingDataplane(fn: (t: { dp: ReturnType<typeof xdpDataplaneOver>; maps: Record<MapName, FakeMap>; clock: ManualClock; ticks: () => number; reopen: () => ReturnType<typeof xdpDataplaneOver>; notes: string[]; kernel: XdpKernel }) => Promise<void>): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fulcrum-xdp-drain-'));
+  const clock = new ManualClock();
+  const notes: string[] = [];
+  const { kernel, maps } = fakeKernel(clock);
+  const open = () => xdpDataplaneOver(kernel, XdpSettingsSchema.parse({}), stateDir, (n) => void notes.push(n.message), noNeighbours, { ...DRAIN, clock });
+  const dp = open();
+  try {
+    await fn({ dp, maps, clock, ticks: () => kernel.conntrackClock().now, reopen: open, notes, kernel });
+  } finally {
+    await dp.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+test('a removed backend with active flows drains: weight 0, out of the table, flows kept, reported until idle', () => withDrainingDataplane(async ({ dp, maps, clock, ticks }) => {
+  await dp.reconcile(web(['10.1.0.1', '10.1.0.2']));
+  const b2 = programmed(maps).get('10.1.0.2')!;
+  putFlows(maps, 0, 3, b2.slot, b2.gen, ticks());
+  putFlows(maps, 10, 2, b2.slot, b2.gen + 1, ticks()); // another generation: flows of a slot's former backend
+  const start = clock.wallNow();
+  const r = await dp.reconcile(web(['10.1.0.1']));
+  assert.ok(!r.steps.some((s) => s.kind === 'remove-backend' || s.kind === 'remove-endpoint'), 'nothing of the draining backend is removed');
+  assert.deepEqual(programmed(maps).get('10.1.0.2'), { ...b2, weight: 0 }, 'same slot and generation, weight 0');
+  assert.match(r.steps.find((s) => s.kind === 'publish')!.description, /with 1 backends/, 'the live table is built without the draining backend');
+  assert.equal([...maps.nat_endpoints.data.values()].length, 2, 'its nat reply entry stays');
+  assert.deepEqual(dp.drains(), [{ service: 'web', address: '10.1.0.2', port: 8080, startedAt: new Date(start).toISOString(), deadline: new Date(start + 300_000).toISOString(), activeConnections: 3 }]);
+
+  // Two flows go idle; one keeps sending (its entry is refreshed) until it stops too.
+  for (let t = 0; t < 40; t += 5) {
+    putFlows(maps, 0, 1, b2.slot, b2.gen, ticks());
+    await clock.advance(5000);
+  }
+  assert.equal(dp.drains()[0]?.activeConnections, 1);
+  assert.ok(programmed(maps).has('10.1.0.2'));
+  await clock.advance(35_000);
+  assert.deepEqual(dp.drains(), [], 'idle for flowIdleSeconds: drained');
+  assert.deepEqual([...programmed(maps).keys()], ['10.1.0.1'], 'then removed');
+  assert.equal(maps.nat_endpoints.data.size, 1);
+}));
+
+test('a removed backend without active flows is removed at once; one still busy at its deadline is removed then', () => withDrainingDataplane(async ({ dp, maps, clock, ticks, notes }) => {
+  await dp.reconcile(web(['10.1.0.1', '10.1.0.2', '10.1.0.3']));
+  const b2 = programmed(maps).get('10.1.0.2')!, b3 = programmed(maps).get('10.1.0.3')!;
+  putFlows(maps, 0, 1, b2.slot, b2.gen, ticks() - 30 * TICKS_PER_SECOND - 1); // idle too long already
+  putFlows(maps, 1, 1, b3.slot, b3.gen, ticks());
+  const r = await dp.reconcile(web(['10.1.0.1']));
+  assert.deepEqual(r.steps.filter((s) => s.kind === 'remove-backend').map((s) => s.description), [`- backend 10.1.0.2:8080 slot ${b2.slot} of web`]);
+  assert.deepEqual(dp.drains().map((d) => d.address), ['10.1.0.3']);
+  for (let t = 0; t < 300; t += 5) {
+    putFlows(maps, 1, 1, b3.slot, b3.gen, ticks());
+    await clock.advance(5000);
+  }
+  assert.deepEqual(dp.drains(), []);
+  assert.deepEqual([...programmed(maps).keys()], ['10.1.0.1']);
+  assert.ok(notes.includes('xdp backend removed at its drain deadline'));
+}));
+
+test('a drain survives a restart (same start and deadline, flows kept); a backend re-added during its drain is normal again', () => withDrainingDataplane(async ({ dp, maps, clock, ticks, reopen }) => {
+  await dp.reconcile(web(['10.1.0.1', '10.1.0.2']));
+  const b2 = programmed(maps).get('10.1.0.2')!;
+  putFlows(maps, 0, 2, b2.slot, b2.gen, ticks());
+  await dp.reconcile(web(['10.1.0.1']));
+  const before = dp.drains();
+  await dp.close();
+  await clock.advance(10_000);
+  putFlows(maps, 0, 2, b2.slot, b2.gen, ticks());
+
+  const again = reopen();
+  try {
+    assert.deepEqual(again.drains().map((d) => [d.startedAt, d.deadline]), before.map((d) => [d.startedAt, d.deadline]), 'known before the first reconcile');
+    const r = await again.reconcile(web(['10.1.0.1']));
+    assert.deepEqual(r.steps, [], 'the restarted agent changes nothing of the drain');
+    assert.deepEqual(again.drains(), before);
+    assert.deepEqual(programmed(maps).get('10.1.0.2'), { ...b2, weight: 0 });
+
+    const back = await again.reconcile(web(['10.1.0.1', '10.1.0.2']));
+    assert.ok(back.steps.some((s) => s.kind === 'update-backend' && /weight 0 -> 1/.test(s.description)));
+    assert.deepEqual(programmed(maps).get('10.1.0.2'), b2, 'weight back, same slot');
+    assert.match(back.steps.find((s) => s.kind === 'publish')!.description, /with 2 backends/, 'in the table again');
+    assert.deepEqual(again.drains(), []);
+    await clock.advance(400_000);
+    assert.deepEqual(programmed(maps).get('10.1.0.2'), b2, 'no drain deadline applies any more');
+  } finally {
+    await again.close();
+  }
+}));
+
+test('flows that cannot be counted hold a drain until its deadline, with a warning', () => withDrainingDataplane(async ({ dp, maps, clock, kernel, notes }) => {
+  await dp.reconcile(web(['10.1.0.1', '10.1.0.2']));
+  kernel.conntrackClock = () => { throw new FulcrumError('FEATURE_MISSING', 'no /proc/timer_list'); };
+  await dp.reconcile(web(['10.1.0.1']));
+  assert.equal(programmed(maps).get('10.1.0.2')?.weight, 0);
+  assert.deepEqual(dp.drains().map((d) => [d.address, d.activeConnections]), [['10.1.0.2', 1]]);
+  assert.ok(notes.includes('cannot count the flows of draining xdp backends: they are kept until their drain deadline'));
+  await clock.advance(299_000);
+  assert.equal(dp.drains().length, 1);
+  await clock.advance(6000);
+  assert.deepEqual(dp.drains(), []);
+  assert.deepEqual([...programmed(maps).keys()], ['10.1.0.1']);
 }));

@@ -109,6 +109,21 @@ test('an ipvsadm -D behind the agent\'s back is repaired by the reconcile loop a
   assert.ok(agent!.logs.some((l) => /^repaired drift: /.test(String(l.msg)) && l.component === 'ipvs' && l.service === 'web'), 'the repair is logged per service');
 });
 
+test('an owned destination deleted with ipvsadm -d is put back by the next reconcile', { skip }, async () => {
+  const before = await table();
+  const gone = `${lab.backends[0]!.v4}:80`;
+  await ipvsadm('-d', '-t', `${lab.vip4}:80`, '-r', gone);
+  assert.doesNotMatch(await ipvsadm('-Ln'), new RegExp(gone.replace(/\./g, '\\.')));
+  const t0 = Date.now();
+  let repaired = false;
+  for (let i = 0; i < 40 && !repaired; i++) {
+    await sleep(250);
+    repaired = (await table()) === before;
+  }
+  assert.ok(repaired, `repaired within 10 s:\n${await ipvsadm('-Ln')}`);
+  console.log(`# ipvsadm -d of an owned destination repaired after ${Date.now() - t0} ms (reconcileIntervalSeconds: 2)`);
+});
+
 test('SIGTERM leaves the table in place; --cleanup removes what Fulcrum owns', { skip }, async () => {
   const before = await table();
   assert.equal(await agent!.stop(), 0);

@@ -76,7 +76,8 @@ async function servedThrough(n: PairNode, allowed: RegExp, what: string): Promis
   // there are some and that every one was answered by an allowed backend.
   assert.ok(nat.length >= 3 && nat.every((x) => allowed.test(x)), `${what}: NAT answers ${nat.join(',')}`);
   assert.ok(dr.length >= 2 && dr.every((x) => allowed.test(x)), `${what}: DR answers ${dr.join(',')}`);
-  const fresh = [...await pair.clientConnections(n)].filter((c) => !before.has(c));
+  // New entries, and old ones a new connection reused (its timer restarted, so it expires later).
+  const fresh = [...await pair.clientConnections(n)].filter(([c, expires]) => expires > (before.get(c) ?? -1));
   assert.ok(fresh.length >= nat.length + dr.length, `${what}: ${n.label}'s IPVS carried the ${nat.length + dr.length} connections (ipvsadm -Lnc: ${fresh.length} new)`);
   return { nat, dr };
 }

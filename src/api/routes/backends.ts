@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { FulcrumError } from '../../errors.js';
-import { BackendSchema, formatEndpoint, type Service } from '../../model/index.js';
+import { BackendSchema, BackendWeight, ConnectionThreshold, formatEndpoint, sameEndpoint, type Service } from '../../model/index.js';
 import { actor, BackendParams, ChangeResultSchema, errorResponses, ifMatch, notFound, sendChange, WriteQuery, type ApiDeps } from '../common.js';
 
 /** /v1/services/{name}/backends/{address}:{port}: add or replace, re-weight, remove. */
@@ -9,15 +9,13 @@ export const backendsPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }
   const PutBody = BackendSchema.partial({ address: true, port: true });
   const PatchBody = z
     .object({
-      weight: z.number().int().min(0).max(65535).optional(),
-      upperThreshold: z.number().int().min(0).max(0xffffffff).optional(),
-      lowerThreshold: z.number().int().min(0).max(0xffffffff).optional(),
+      weight: BackendWeight.optional(),
+      upperThreshold: ConnectionThreshold.optional(),
+      lowerThreshold: ConnectionThreshold.optional(),
     })
     .strict()
     .refine((b) => Object.keys(b).length > 0, { message: 'give at least one of weight, upperThreshold, lowerThreshold' });
 
-  type Ep = { address: string; port: number };
-  const same = (b: { address: string; port: number }, ep: Ep) => b.address === ep.address && b.port === ep.port;
   const withBackends = (name: string, f: (s: Service) => unknown[]) => (cur: { services: readonly Service[] }) => ({
     ...cur,
     services: cur.services.map((s) => (s.name === name ? { ...s, backends: f(s) } : s)),
@@ -39,9 +37,9 @@ export const backendsPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }
     const svc = agent.service(name);
     if (!svc) throw notFound(name);
     const backend = { ...body, address: endpoint.address, port: endpoint.port };
-    const existed = svc.backends.some((b) => same(b, endpoint));
+    const existed = svc.backends.some((b) => sameEndpoint(b, endpoint));
     const result = await agent.change(
-      withBackends(name, (s) => (existed ? s.backends.map((b) => (same(b, endpoint) ? backend : b)) : [...s.backends, backend])),
+      withBackends(name, (s) => (existed ? s.backends.map((b) => (sameEndpoint(b, endpoint) ? backend : b)) : [...s.backends, backend])),
       { actor: actor(req), action: `put backend ${text} of ${name}`, ifMatch: ifMatch(req), dryRun },
     );
     return sendChange(reply, result, {}, existed || !result.changed ? 200 : 201);
@@ -60,9 +58,9 @@ export const backendsPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }
     const text = formatEndpoint(endpoint.address, endpoint.port);
     const svc = agent.service(name);
     if (!svc) throw notFound(name);
-    if (!svc.backends.some((b) => same(b, endpoint))) throw new FulcrumError('NOT_FOUND', `service ${name} has no backend ${text}`);
+    if (!svc.backends.some((b) => sameEndpoint(b, endpoint))) throw new FulcrumError('NOT_FOUND', `service ${name} has no backend ${text}`);
     const result = await agent.change(
-      withBackends(name, (s) => s.backends.map((b) => (same(b, endpoint) ? { ...b, ...patch } : b))),
+      withBackends(name, (s) => s.backends.map((b) => (sameEndpoint(b, endpoint) ? { ...b, ...patch } : b))),
       { actor: actor(req), action: `patch backend ${text} of ${name} (${JSON.stringify(patch)})`, ifMatch: ifMatch(req), dryRun },
     );
     return sendChange(reply, result);
@@ -78,7 +76,7 @@ export const backendsPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }
     const { dryRun } = req.query as z.output<typeof WriteQuery>;
     if (!agent.service(name)) throw notFound(name);
     const result = await agent.change(
-      withBackends(name, (s) => s.backends.filter((b) => !same(b, endpoint))),
+      withBackends(name, (s) => s.backends.filter((b) => !sameEndpoint(b, endpoint))),
       { actor: actor(req), action: `delete backend ${formatEndpoint(endpoint.address, endpoint.port)} of ${name}`, ifMatch: ifMatch(req), dryRun },
     );
     return sendChange(reply, result);

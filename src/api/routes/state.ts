@@ -1,15 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { DesiredStateSchema } from '../../model/index.js';
-import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, sendChange, WriteQuery, type ApiDeps } from '../common.js';
+import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, sendChange, staleMark, WriteQuery, type ApiDeps } from '../common.js';
 
 /** /v1/state: the whole desired state, read or replaced declaratively. */
 export const statePlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }) => {
   app.get('/v1/state', {
-    schema: { tags: ['state'], summary: 'The whole desired state', response: { 200: z.object({ revision: z.number(), state: DesiredStateSchema }) } },
+    schema: { tags: ['state'], summary: 'The whole desired state', response: { 200: z.object({ revision: z.number(), state: DesiredStateSchema, stale: z.boolean().optional() }) } },
   }, async (_req, reply) => {
     reply.header('etag', etag(agent.revision));
-    return { revision: agent.revision, state: agent.state };
+    return { revision: agent.revision, state: agent.state, ...staleMark(agent, reply) };
   });
 
   app.put('/v1/state', {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { etag, type ApiDeps } from '../common.js';
+import { etag, staleMark, type ApiDeps } from '../common.js';
 
 /** /v1/status, /healthz, /readyz, /metrics. */
 export const statusPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent, metrics }) => {
@@ -13,11 +13,13 @@ export const statusPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent, me
           dataplanes: z.array(z.object({ name: z.enum(['ipvs', 'xdp']), available: z.boolean(), reason: z.string().optional() })),
           lastReconcile: z.object({ trigger: z.string(), time: z.string(), result: z.enum(['ok', 'error']), steps: z.number(), durationMs: z.number(), error: z.string().optional() }).optional(),
           reconcileIntervalSeconds: z.number(), store: z.string(), health: z.unknown().optional(), vrrp: z.unknown().optional(),
+          stale: z.boolean().optional(), cluster: z.unknown().optional(),
         }),
       },
     },
   }, async (_req, reply) => {
     reply.header('etag', etag(agent.revision));
+    staleMark(agent, reply);
     return agent.status();
   });
 

@@ -3,9 +3,8 @@ import { z } from 'zod';
 import { FulcrumError } from '../../errors.js';
 import { VrrpInstanceSchema } from '../../model/vrrp.js';
 import type { VrrpInstanceStatus } from '../../vrrp/index.js';
-import { actor, ChangeResultSchema, etag, errorResponses, ifMatch, nameFromPath, putNamed, sendChange, ServiceParams, WriteQuery, type ApiDeps } from '../common.js';
-
-const InstanceParams = ServiceParams;
+import { errorResponses, etag, NameParams, type ApiDeps } from '../common.js';
+import { putAndDeleteNamed } from '../named-item.js';
 
 const RuntimeSchema = z.object({
   state: z.enum(['init', 'backup', 'master', 'fault']),
@@ -13,6 +12,18 @@ const RuntimeSchema = z.object({
   masterAddress: z.string().optional(),
   fault: z.string().optional(),
   lastTransition: z.object({ from: z.string(), to: z.string(), reason: z.string(), time: z.string() }).optional(),
+  maintenance: z.boolean(),
+});
+
+const MaintenanceBody = z.object({
+  enabled: z.boolean(),
+  dryRun: z.boolean().default(false),
+}).strict();
+
+const MaintenanceAnswer = z.object({
+  changed: z.boolean(),
+  dryRun: z.boolean(),
+  instances: z.array(z.object({ name: z.string(), state: z.string(), maintenance: z.boolean() })),
 });
 
 /** /v1/vrrp: the VRRP instances of the desired state, each with its runtime state on this node. */
@@ -20,7 +31,7 @@ export const vrrpPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }) =>
   const runtime = (name: string): z.output<typeof RuntimeSchema> | undefined => {
     const s = ((agent.status().vrrp ?? []) as VrrpInstanceStatus[]).find((i) => i.name === name);
     if (!s) return undefined;
-    return { state: s.state, priority: s.priority, masterAddress: s.masterAddress, fault: s.fault, lastTransition: s.lastTransition };
+    return { state: s.state, priority: s.priority, masterAddress: s.masterAddress, fault: s.fault, lastTransition: s.lastTransition, maintenance: s.maintenance };
   };
   const notFound = (name: string) => new FulcrumError('NOT_FOUND', `no VRRP instance named ${name}`);
 
@@ -31,47 +42,33 @@ export const vrrpPlugin: FastifyPluginAsync<ApiDeps> = async (app, { agent }) =>
     return { revision: agent.revision, instances: agent.state.vrrp.map((spec) => ({ spec, runtime: runtime(spec.name) })) };
   });
 
+  app.post('/v1/vrrp/maintenance', {
+    schema: {
+      tags: ['vrrp'],
+      summary: 'Planned hand-over: every VRRP instance of this node gives its VIPs up at once (priority 0) and stays backup, also across restarts, until maintenance is ended (enabled: false)',
+      body: MaintenanceBody,
+      response: { 200: MaintenanceAnswer, ...errorResponses },
+    },
+  }, async (req) => {
+    const { enabled, dryRun } = req.body as z.output<typeof MaintenanceBody>;
+    return { ...agent.setVrrpMaintenance(enabled, { dryRun }), dryRun };
+  });
+
   app.get('/v1/vrrp/:name', {
-    schema: { tags: ['vrrp'], summary: 'One VRRP instance (the spec; its state on this node is in /v1/vrrp and /v1/status)', params: InstanceParams, response: { 200: VrrpInstanceSchema, ...errorResponses } },
+    schema: { tags: ['vrrp'], summary: 'One VRRP instance (the spec; its state on this node is in /v1/vrrp and /v1/status)', params: NameParams, response: { 200: VrrpInstanceSchema, ...errorResponses } },
   }, async (req, reply) => {
-    const { name } = req.params as z.output<typeof InstanceParams>;
+    const { name } = req.params as z.output<typeof NameParams>;
     const inst = agent.state.vrrp.find((i) => i.name === name);
     if (!inst) throw notFound(name);
     reply.header('etag', etag(agent.revision));
     return inst;
   });
 
-  app.put('/v1/vrrp/:name', {
-    schema: {
-      tags: ['vrrp'], summary: 'Create or replace a VRRP instance (idempotent); a changed instance restarts, a master hands over first',
-      params: InstanceParams, querystring: WriteQuery, body: VrrpInstanceSchema,
-      response: { 200: ChangeResultSchema, 201: ChangeResultSchema, ...errorResponses },
+  putAndDeleteNamed(app, agent, {
+    section: 'vrrp', path: '/v1/vrrp', tag: 'vrrp', noun: 'vrrp instance', pathNames: 'instance', body: VrrpInstanceSchema,
+    summaries: {
+      put: 'Create or replace a VRRP instance (idempotent); a changed instance restarts, a master hands over first',
+      delete: 'Delete a VRRP instance (a master hands its VIPs over first; deleting an absent one changes nothing)',
     },
-    preValidation: nameFromPath('instance'),
-  }, async (req, reply) => {
-    const { name } = req.params as z.output<typeof InstanceParams>;
-    const { dryRun } = req.query as z.output<typeof WriteQuery>;
-    const body = req.body as z.output<typeof VrrpInstanceSchema>;
-    const existed = agent.state.vrrp.some((i) => i.name === name);
-    const result = await agent.change(
-      (cur) => ({ ...cur, vrrp: putNamed(cur.vrrp, body) }),
-      { actor: actor(req), action: `put vrrp instance ${name}`, ifMatch: ifMatch(req), dryRun },
-    );
-    return sendChange(reply, result, {}, existed || !result.changed ? 200 : 201);
-  });
-
-  app.delete('/v1/vrrp/:name', {
-    schema: {
-      tags: ['vrrp'], summary: 'Delete a VRRP instance (a master hands its VIPs over first; deleting an absent one changes nothing)',
-      params: InstanceParams, querystring: WriteQuery, response: { 200: ChangeResultSchema, ...errorResponses },
-    },
-  }, async (req, reply) => {
-    const { name } = req.params as z.output<typeof InstanceParams>;
-    const { dryRun } = req.query as z.output<typeof WriteQuery>;
-    const result = await agent.change(
-      (cur) => ({ ...cur, vrrp: cur.vrrp.filter((i) => i.name !== name) }),
-      { actor: actor(req), action: `delete vrrp instance ${name}`, ifMatch: ifMatch(req), dryRun },
-    );
-    return sendChange(reply, result);
   });
 };

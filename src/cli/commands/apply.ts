@@ -1,19 +1,11 @@
+import type { ChangeResult } from '../../agent/change.js';
 import type { Command, CliIo } from '../command.js';
 import { FulcrumError } from '../../errors.js';
 import { readYamlFile } from '../../model/index.js';
 import { call, clientFrom, CLIENT_USAGE, parseCommandArgs, printJson } from '../client.js';
 
-interface ChangeAnswer {
-  revision: number;
-  changed: boolean;
-  applied: boolean;
-  dryRun: boolean;
-  diff: Array<{ op: string; text: string }>;
-  plan: Array<{ dataplane: string; steps: Array<{ kind: string; description: string }> }>;
-}
-
 /** The readable diff of a change, then the kernel steps per dataplane. */
-export function printChange(io: CliIo, r: ChangeAnswer, before: number | undefined): void {
+export function printChange(io: CliIo, r: ChangeResult, before: number | undefined): void {
   if (!r.changed) {
     io.stdout.write(`no changes (revision ${r.revision})\n`);
     return;
@@ -42,7 +34,7 @@ export const applyCommand: Command = {
     const client = clientFrom(args.values, io.env);
     const dry = !!args.values['dry-run'];
     const res = await call(client, 'PUT', `/v1/state${dry ? '?dryRun=true' : ''}`, state);
-    const r = res.body as ChangeAnswer;
+    const r = res.body as ChangeResult;
     if (args.output === 'json') printJson(io, r);
     else printChange(io, r, undefined);
     return 0;

@@ -1,5 +1,5 @@
 import type { Command } from '../command.js';
-import { openIpvsClient } from '../../ipvs/open-client.js';
+import { openIpvsClient } from '../../ipvs/client.js';
 import { formatIpvsadmList } from '../../ipvs/list-format.js';
 import { listDestinationsOf } from '../../ipvs/read.js';
 

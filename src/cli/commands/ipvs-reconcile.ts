@@ -2,9 +2,10 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { FulcrumError } from '../../errors.js';
 import { loadConfigFile } from '../../model/index.js';
-import { openIpvsClient } from '../../ipvs/open-client.js';
+import { openIpvsClient } from '../../ipvs/client.js';
 import { IpvsReconciler } from '../../ipvs/reconciler.js';
 import { pino } from 'pino';
+import { reportTo } from '../../log.js';
 
 /**
  * `fulcrum ipvs reconcile --config FILE --state-dir DIR [--dry-run]`: one reconcile of the config's
@@ -30,9 +31,9 @@ export const ipvsReconcile: Command = {
     const config = loadConfigFile(values.config);
     const services = config.services.filter((s) => s.dataplane === 'ipvs');
     const client = await openIpvsClient();
-    // Drift repairs and foreign services are logged to stderr; stdout carries the diff.
+    // Notes (foreign services left alone) are logged to stderr; stdout carries the diff.
     const logger = pino({ name: 'fulcrum', level: process.env.FULCRUM_LOG_LEVEL ?? 'info' }, pino.destination(2));
-    const reconciler = new IpvsReconciler({ client, stateDir: values['state-dir'], logger });
+    const reconciler = new IpvsReconciler({ client, stateDir: values['state-dir'], report: reportTo(logger) });
     try {
       const result = await reconciler.reconcile(services, { dryRun: values['dry-run'] ?? false });
       if (values.json) {

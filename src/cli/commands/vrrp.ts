@@ -6,6 +6,8 @@ import { createMetricsRegistry } from '../../metrics.js';
 import { VrrpManager } from '../../vrrp/index.js';
 import { renameSync, writeFileSync } from 'node:fs';
 import { FulcrumError } from '../../errors.js';
+import type { VrrpMaintenanceResult } from '../../agent/ports.js';
+import { call, clientFrom, CLIENT_USAGE, parseCommandArgs, printJson, table } from '../client.js';
 
 /**
  * `fulcrum vrrp run --config FILE`: VRRP alone, without the agent (interop tests run it inside a
@@ -57,6 +59,27 @@ export const vrrpRunCommand: Command = {
     clearInterval(refresh);
     await manager.close();
     writeStatus();
+    return 0;
+  },
+};
+
+/** `fulcrum vrrp maintenance on|off`: the planned hand-over of this node's VRRP instances. */
+export const vrrpMaintenanceCommand: Command = {
+  path: ['vrrp', 'maintenance'],
+  summary: "put this node's VRRP instances into maintenance (hand the VIPs over, stay backup) or end it",
+  usage: `vrrp maintenance on|off [--dry-run] ${CLIENT_USAGE}`,
+  async run(argv, io) {
+    const args = parseCommandArgs(argv, { 'dry-run': { type: 'boolean' } }, 1);
+    const [onOff] = args.positionals as [string];
+    if (onOff !== 'on' && onOff !== 'off') throw new FulcrumError('INVALID_REQUEST', `expected on or off, got "${onOff}"; usage: fulcrum ${this.usage}`);
+    const dryRun = !!args.values['dry-run'];
+    const res = (await call(clientFrom(args.values, io.env), 'POST', '/v1/vrrp/maintenance', { enabled: onOff === 'on', dryRun })).body as VrrpMaintenanceResult;
+    if (args.output === 'json') {
+      printJson(io, res);
+      return 0;
+    }
+    io.stdout.write(`${dryRun ? 'dry run: ' : ''}maintenance ${onOff}${res.changed ? '' : ' (unchanged)'}\n`);
+    io.stdout.write(table(['VRRP', 'STATE', 'MAINTENANCE'], res.instances.map((i) => [i.name, i.state, i.maintenance ? 'yes' : 'no'])));
     return 0;
   },
 };
