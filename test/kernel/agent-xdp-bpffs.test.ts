@@ -58,7 +58,8 @@ test('started by ip netns exec (no bpffs at /sys/fs/bpf), the agent mounts bpffs
 
   const applied = await fulcrum(['apply', '-f', statePath], agent.server, join(stateDir, 'admin.token'), lb.name);
   assert.equal(applied.code, 0, applied.stderr);
-  const r = await client.exec(process.execPath, [ECHO, 'tcp', '10.0.0.1', '80', '8'], { timeoutMs: 60_000 });
+  // 24 flows: all on one of the two backends with probability 2^-23 (Maglev hashes their ports).
+  const r = await client.exec(process.execPath, [ECHO, 'tcp', '10.0.0.1', '80', '24'], { timeoutMs: 60_000 });
   const ids = (JSON.parse(r.stdout) as { ids: string[] }).ids;
   assert.deepEqual([...new Set(ids)].sort(), ['b1', 'b2'], `both backends answer through the VIP: ${ids.join(',')}`);
   // bpftool, from the host's mount namespace, sees the agent's program attached in the LB netns.
